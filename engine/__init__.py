@@ -1,0 +1,105 @@
+"""agentrt.engine — the thin API between the agent orchestrator and the LLM engine.
+
+Importing this package never imports vLLM or torch: the vLLM backend loads lazily, so
+the SDK can drive a remote engine from a machine without them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._chat import ChatMessage, ToolCallPart, render_with_template, template_source
+from ._model import (
+    DEFAULT_MODEL_NAME,
+    ModelNotAvailableError,
+    agentrt_home,
+    default_model_dir,
+    prepare_default_model,
+    resolve_model,
+)
+from ._protocol import Engine, EngineError, PromptTooLongError
+from ._scripted import ScriptContext, ScriptedEngine, TimingModel
+from ._tokenizer import ByteCodec, ChatTokenizer, HFCodec, TokenCodec
+from ._types import (
+    CacheHint,
+    Constraint,
+    EngineInfo,
+    EngineStats,
+    FinishReason,
+    GenerateRequest,
+    JsonSchemaConstraint,
+    PrefillStats,
+    RegexConstraint,
+    RequestId,
+    RequestStats,
+    SamplingOptions,
+    SessionId,
+    Tier,
+    TierStats,
+    TokenDelta,
+    ToolCallConstraint,
+    ToolSchema,
+)
+
+if TYPE_CHECKING:
+    from ._http import HTTPEngine
+    from ._vllm import EngineOptions, VLLMEngine
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "ByteCodec",
+    "CacheHint",
+    "ChatMessage",
+    "ChatTokenizer",
+    "Constraint",
+    "Engine",
+    "EngineError",
+    "EngineInfo",
+    "EngineOptions",
+    "EngineStats",
+    "FinishReason",
+    "GenerateRequest",
+    "HFCodec",
+    "HTTPEngine",
+    "JsonSchemaConstraint",
+    "ModelNotAvailableError",
+    "PrefillStats",
+    "PromptTooLongError",
+    "RegexConstraint",
+    "RequestId",
+    "RequestStats",
+    "SamplingOptions",
+    "ScriptContext",
+    "ScriptedEngine",
+    "SessionId",
+    "Tier",
+    "TierStats",
+    "TimingModel",
+    "TokenCodec",
+    "TokenDelta",
+    "ToolCallConstraint",
+    "ToolCallPart",
+    "ToolSchema",
+    "VLLMEngine",
+    "agentrt_home",
+    "default_model_dir",
+    "prepare_default_model",
+    "render_with_template",
+    "resolve_model",
+    "template_source",
+]
+
+_LAZY = {
+    "VLLMEngine": "._vllm",
+    "EngineOptions": "._vllm",
+    "HTTPEngine": "._http",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The backends import heavy or optional packages; load them on first use only.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

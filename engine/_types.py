@@ -1,0 +1,253 @@
+"""Value types of the thin engine API: requests, streamed deltas, statistics, cache hints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal, NewType
+
+RequestId = NewType("RequestId", str)
+SessionId = NewType("SessionId", str)
+
+FinishReason = Literal["stop", "length", "abort", "error"]
+
+
+class Tier(IntEnum):
+    """What a range of cached tokens is; eviction takes the lowest tier first.
+
+    The order is the contract between orchestrator and engine: free cached blocks
+    are evicted from the lowest non-empty tier, least recently used first within it.
+    """
+
+    SCRATCH = 0
+    RESPONSE = 1
+    DEFAULT = 2
+    TOOL_OUTPUT = 3
+    USER_QUERY = 4
+    SYSTEM = 5
+    SPLIT_PENDING = 6
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHint:
+    """Label for prompt token positions ``[start, end)``.
+
+    Invariants: ``0 <= start < end``; ``ttl_s`` is only meaningful for
+    ``SPLIT_PENDING`` (after it the range falls back to ``base``).
+    """
+
+    start: int
+    end: int
+    tier: Tier
+    ttl_s: float | None = None
+    base: Tier = Tier.DEFAULT
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise ValueError(f"CacheHint.start must be >= 0, got {self.start}")
+        if self.end <= self.start:
+            raise ValueError(f"CacheHint.end must be > start, got [{self.start}, {self.end})")
+        if self.ttl_s is not None and not (self.ttl_s > 0 and math.isfinite(self.ttl_s)):
+            raise ValueError(f"CacheHint.ttl_s must be a positive number, got {self.ttl_s}")
+
+    def to_wire(self) -> list[Any]:
+        """Compact JSON form ``[start, end, tier, ttl_s, base]`` used inside vLLM extra_args."""
+        return [self.start, self.end, int(self.tier), self.ttl_s, int(self.base)]
+
+    @classmethod
+    def from_wire(cls, item: Sequence[Any]) -> CacheHint:
+        start, end, tier, ttl, base = (list(item) + [None, int(Tier.DEFAULT)])[:5]
+        return cls(int(start), int(end), Tier(int(tier)), None if ttl is None else float(ttl),
+                   Tier(int(base)))
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingOptions:
+    """Decoding settings. Validated here so bad values never reach the engine.
+
+    Raises:
+        ValueError: naming the field when a value is out of range.
+    """
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
+        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.stop, str) or any(not isinstance(s, str) or not s for s in self.stop):
+            raise ValueError(f"stop must be a tuple of non-empty strings, got {self.stop!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchemaConstraint:
+    """Decode only text that parses as JSON matching ``schema``."""
+
+    schema: Mapping[str, Any]
+    kind: Literal["json_schema"] = "json_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class RegexConstraint:
+    """Decode only text matching ``pattern``."""
+
+    pattern: str
+    kind: Literal["regex"] = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSchema:
+    """A tool as the model sees it: name, description, JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallConstraint:
+    """Decode Hermes tool calls ``<tool_call>{"name", "arguments"}</tool_call>``.
+
+    ``required``: at least one call, and nothing but calls. Otherwise free text is
+    allowed and every call the model opens is forced to parse and match a schema.
+    ``parallel``: more than one call may follow.
+    """
+
+    tools: tuple[ToolSchema, ...]
+    required: bool = True
+    parallel: bool = True
+    kind: Literal["tool_calls"] = "tool_calls"
+
+    def __post_init__(self) -> None:
+        if not self.tools:
+            raise ValueError("ToolCallConstraint.tools must name at least one tool")
+
+
+Constraint = JsonSchemaConstraint | RegexConstraint | ToolCallConstraint
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """One LLM call. The prompt is token ids: the orchestrator renders, the engine computes.
+
+    Invariants: hints lie within the prompt; ``forced_output`` (trace replay) makes the
+    engine emit exactly those tokens, ignoring ``sampling.max_tokens``.
+    """
+
+    prompt: tuple[int, ...]
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    constraint: Constraint | None = None
+    hints: tuple[CacheHint, ...] = ()
+    session: SessionId | None = None
+    priority: int = 0
+    cache_salt: str | None = None
+    forced_output: tuple[int, ...] | None = None
+    request_id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prompt:
+            raise ValueError("GenerateRequest.prompt must hold at least one token")
+        n = len(self.prompt)
+        for h in self.hints:
+            if h.end > n:
+                raise ValueError(f"hint [{h.start}, {h.end}) exceeds the prompt of {n} tokens")
+        if self.forced_output is not None and not self.forced_output:
+            raise ValueError("GenerateRequest.forced_output must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    """What one finished (or failed) LLM call cost. Times are monotonic seconds."""
+
+    request_id: RequestId
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    finish_reason: FinishReason
+    arrival_t: float
+    first_token_t: float | None
+    finish_t: float
+    queue_s: float | None = None
+    error: str | None = None
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Arrival to first token, or None when no token came."""
+        return None if self.first_token_t is None else self.first_token_t - self.arrival_t
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta:
+    """A piece of streamed output. ``t`` is the monotonic time it reached the caller.
+
+    The last delta of a stream carries ``stats`` (and may hold no tokens).
+    """
+
+    token_ids: tuple[int, ...]
+    text: str
+    t: float
+    stats: RequestStats | None = None
+
+    @property
+    def is_last(self) -> bool:
+        return self.stats is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillStats:
+    """Result of computing and caching KV for a prompt without producing output."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TierStats:
+    """Per-tier counts reported by the tier-aware scheduler."""
+
+    cached_blocks: int
+    evictions: int
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """A snapshot of engine state. Counters are cumulative since start."""
+
+    prefix_cache_queries: int
+    prefix_cache_hits: int
+    kv_usage: float
+    num_running: int
+    num_waiting: int
+    block_size: int
+    num_blocks: int
+    tiers: Mapping[str, TierStats] = field(default_factory=dict)
+
+    @property
+    def hit_rate(self) -> float:
+        q = self.prefix_cache_queries
+        return self.prefix_cache_hits / q if q else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Static facts about an engine that the orchestrator plans with."""
+
+    model: str
+    max_model_len: int
+    block_size: int
+    supports_hints: bool
+    backend: Literal["vllm", "http", "scripted"]
