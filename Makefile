@@ -1,0 +1,19 @@
+# The two commands of the README. Both set up first (idempotent, fast when done).
+PY := .venv/bin/python
+
+.PHONY: setup demo test lint bench-engine
+
+setup:
+	@bash scripts/setup.sh
+
+# Main job: an example agent answers a question end to end on the embedded engine.
+demo: setup
+	@$(PY) examples/agents/research_assistant.py
+
+# The whole test suite (CI runs this).
+test: setup
+	@$(PY) -m pytest -q
+
+lint: setup
+	@$(PY) -m ruff check agentrt engine tools tests examples
+	@$(PY) -m mypy agentrt engine tools

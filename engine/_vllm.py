@@ -1,0 +1,277 @@
+"""``VLLMEngine``: the thin API over an in-process vLLM ``AsyncLLM`` (the embedded default).
+
+vLLM is imported lazily, inside ``VLLMEngine.start``. vLLM runs its engine core in a
+spawned process, so programs using this need an ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from ._clock import now
+from ._constraints import structured_outputs_args
+from ._model import resolve_model
+from ._protocol import EngineError, PromptTooLongError
+from ._tokenizer import ChatTokenizer
+from ._types import (
+    CacheHint,
+    EngineInfo,
+    EngineStats,
+    FinishReason,
+    GenerateRequest,
+    PrefillStats,
+    RequestId,
+    RequestStats,
+    SamplingOptions,
+    SessionId,
+    TokenDelta,
+)
+from ._vllm_args import build_engine_args, sampling_params
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How to start the embedded engine. Defaults suit a small CPU machine.
+
+    Attributes:
+        model: a local Hugging Face model folder, or None for the default model.
+        max_model_len: context length in tokens.
+        kv_cache_bytes: memory for the KV cache (on CPU this sets the cache size).
+        block_size: tokens per KV block (None: vLLM's default, 128 on CPU, 16 on GPU).
+        enforce_eager: skip torch.compile (starts in ~20 s instead of ~60 s on CPU).
+        dtype: "auto" picks float32 on CPUs without native bf16, else the model's dtype.
+        cache_hints: use the tier-aware scheduler (False: vLLM's plain LRU, the baseline).
+        max_num_seqs: concurrent sequences per step (None: vLLM's default).
+        extra: further ``AsyncEngineArgs`` fields, passed through unchanged.
+    """
+
+    model: str | None = None
+    max_model_len: int = 4096
+    kv_cache_bytes: int = 512 * 2**20
+    block_size: int | None = None
+    enforce_eager: bool = True
+    dtype: str = "auto"
+    cache_hints: bool = True
+    max_num_seqs: int | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VLLMEngine:
+    """The Engine protocol over vLLM's ``AsyncLLM``, running in this process.
+
+    Invariants: every request sent to vLLM carries a unique id; a stream that is closed
+    before its last delta aborts its vLLM request; ``aclose`` shuts the engine core down.
+    """
+
+    def __init__(self, llm: AsyncLLM, tokenizer: ChatTokenizer, info: EngineInfo) -> None:
+        self._llm: AsyncLLM | None = llm
+        self._tokenizer = tokenizer
+        self._info = info
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._pending_release: list[SessionId] = []
+        self._queries0, self._hits0 = self._prefix_counters()
+
+    @classmethod
+    async def start(cls, options: EngineOptions | None = None) -> VLLMEngine:
+        """Start vLLM in-process (blocks for the engine's start-up, ~20-40 s on CPU).
+
+        Raises:
+            ModelNotAvailableError: the model folder is missing or incomplete.
+        """
+        opts = options or EngineOptions()
+        folder = resolve_model(opts.model)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = build_engine_args(opts, folder)
+        llm = AsyncLLM.from_engine_args(args)
+        cfg = llm.vllm_config
+        info = EngineInfo(
+            model=str(folder),
+            max_model_len=cfg.model_config.max_model_len,
+            block_size=cfg.cache_config.block_size,
+            supports_hints=opts.cache_hints,
+            backend="vllm",
+        )
+        return cls(llm, ChatTokenizer.from_folder(folder), info)
+
+    @property
+    def tokenizer(self) -> ChatTokenizer:
+        return self._tokenizer
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    @property
+    def async_llm(self) -> AsyncLLM:
+        """The underlying vLLM engine (for benchmarks that compare against it)."""
+        if self._llm is None:
+            raise EngineError("engine is closed")
+        return self._llm
+
+    def _new_id(self, request: GenerateRequest) -> RequestId:
+        return request.request_id or RequestId(f"agentrt-{self._prefix}-{next(self._ids)}")
+
+    def _check(self, request: GenerateRequest) -> None:
+        if len(request.prompt) >= self._info.max_model_len:
+            raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+        self._check(request)
+        from vllm.inputs.engine import tokens_input
+
+        rid = self._new_id(request)
+        release, self._pending_release = self._pending_release, []
+        params = sampling_params(
+            request, release, self._info.max_model_len,
+            structured=structured_outputs_args(request.constraint) if request.constraint else None,
+            hints=self._info.supports_hints,
+        )
+        prompt = tokens_input(list(request.prompt), cache_salt=request.cache_salt)
+        arrival = now()
+        first: float | None = None
+        n_out = 0
+        cached = 0
+        finish: FinishReason = "abort"
+        queue_s: float | None = None
+        stream = self.async_llm.generate(prompt, params, rid, priority=request.priority)
+        try:
+            async for out in stream:
+                t = now()
+                comp = out.outputs[0]
+                ids = tuple(comp.token_ids)
+                if ids and first is None:
+                    first = t
+                n_out += len(ids)
+                if out.num_cached_tokens is not None:
+                    cached = out.num_cached_tokens
+                if not out.finished:
+                    yield TokenDelta(ids, comp.text, t)
+                    continue
+                finish = _finish_reason(comp.finish_reason, request, ids, self._tokenizer.im_end_id)
+                m = out.metrics
+                if m is not None and getattr(m, "scheduled_ts", 0) and getattr(m, "queued_ts", 0):
+                    queue_s = max(0.0, m.scheduled_ts - m.queued_ts)
+                stats = RequestStats(
+                    rid, len(request.prompt), cached, n_out, finish, arrival, first, t, queue_s
+                )
+                yield TokenDelta(ids, comp.text, t, stats)
+                return
+        finally:
+            # Closing vLLM's generator aborts the request inside vLLM if it is still running.
+            await stream.aclose()
+
+    async def prefill(
+        self,
+        prompt: Sequence[int],
+        hints: Sequence[CacheHint] = (),
+        session: SessionId | None = None,
+        *,
+        cache_salt: str | None = None,
+        priority: int = 0,
+    ) -> PrefillStats:
+        t0 = now()
+        req = GenerateRequest(
+            tuple(prompt), SamplingOptions(max_tokens=1), hints=tuple(hints), session=session,
+            cache_salt=cache_salt, priority=priority,
+        )
+        stats: RequestStats | None = None
+        async for delta in self.generate(req):
+            stats = delta.stats or stats
+        if stats is None:
+            raise EngineError("prefill ended without statistics")
+        return PrefillStats(stats.prompt_tokens, stats.cached_tokens, now() - t0)
+
+    async def release(self, session: SessionId) -> None:
+        # Delivered with the next request: eviction only happens when a request allocates.
+        if self._info.supports_hints:
+            self._pending_release.append(session)
+
+    def _prefix_counters(self) -> tuple[int, int]:
+        try:
+            from vllm.v1.metrics.reader import Counter, get_metrics_snapshot
+        except ImportError:
+            return 0, 0
+        q = h = 0
+        for m in get_metrics_snapshot():
+            if isinstance(m, Counter) and m.name == "vllm:prefix_cache_queries":
+                q += int(m.value)
+            elif isinstance(m, Counter) and m.name == "vllm:prefix_cache_hits":
+                h += int(m.value)
+        return q, h
+
+    async def stats(self) -> EngineStats:
+        from vllm.v1.metrics.reader import Gauge, get_metrics_snapshot
+
+        q, h = self._prefix_counters()
+        gauges = {m.name: m.value for m in get_metrics_snapshot() if isinstance(m, Gauge)}
+        llm = self.async_llm
+        unfinished = llm.get_num_unfinished_requests()
+        waiting = min(int(gauges.get("vllm:num_requests_waiting", 0)), unfinished)
+        cfg = llm.vllm_config.cache_config
+        tiers = await _tier_stats(llm) if self._info.supports_hints else {}
+        return EngineStats(
+            prefix_cache_queries=q - self._queries0,
+            prefix_cache_hits=h - self._hits0,
+            kv_usage=float(gauges.get("vllm:kv_cache_usage_perc", 0.0)),
+            num_running=unfinished - waiting,
+            num_waiting=waiting,
+            block_size=cfg.block_size,
+            num_blocks=int(cfg.num_gpu_blocks or 0),
+            tiers=tiers,
+        )
+
+    async def aclose(self) -> None:
+        """Stop the engine core and its worker processes (idempotent)."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        llm.shutdown()
+        # vLLM's __del__ calls shutdown() again; at interpreter exit its module globals
+        # are already gone and that second call raises. It has nothing left to do.
+        llm.shutdown = _already_shut_down  # type: ignore[method-assign]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _already_shut_down(timeout: float | None = None) -> None:
+    return None
+
+
+async def _tier_stats(llm: AsyncLLM) -> dict[str, Any]:
+    try:
+        from ._tier_client import fetch_tier_stats
+    except ImportError:
+        return {}
+    return await fetch_tier_stats(llm)
+
+
+def _finish_reason(
+    raw: str | None, req: GenerateRequest, last: tuple[int, ...], eos: int
+) -> FinishReason:
+    if req.forced_output is not None:
+        return "stop" if req.forced_output[-1] == eos else "length"
+    if raw in ("stop", "length", "abort", "error"):
+        return raw  # type: ignore[return-value]
+    return "error" if raw else "stop"

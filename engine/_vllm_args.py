@@ -1,0 +1,136 @@
+"""Translation of agentrt settings and requests into vLLM's engine args and SamplingParams.
+
+Kept apart from the engine class so the HTTP server entry point and the benchmarks
+build vLLM exactly the same way. Imports vLLM only inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._types import GenerateRequest, SessionId
+
+if TYPE_CHECKING:
+    from vllm import SamplingParams
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    from ._vllm import EngineOptions
+
+FORCED_PROCESSOR = "agentrt.engine._forced:ForcedOutputProcessor"
+TIER_SCHEDULER = "agentrt.engine._tier_scheduler.TierScheduler"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """bf16 matmuls are only fast with AVX512-BF16 or AMX; otherwise float32 wins on CPU."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _on_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:
+        return True
+
+
+def resolve_dtype(dtype: str) -> str:
+    if dtype != "auto":
+        return dtype
+    if _on_cpu() and not cpu_has_native_bf16():
+        return "float32"
+    return "auto"
+
+
+def tier_scheduler_available() -> bool:
+    return importlib.util.find_spec("agentrt.engine._tier_scheduler") is not None
+
+
+def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
+    """The ``AsyncEngineArgs`` fields for ``opts`` (also turned into server flags)."""
+    args: dict[str, Any] = {
+        "model": str(folder),
+        "tokenizer": str(folder),
+        "max_model_len": opts.max_model_len,
+        "enforce_eager": opts.enforce_eager,
+        "dtype": resolve_dtype(opts.dtype),
+        "enable_prefix_caching": True,
+        # Program-level priority: an agent run that arrived earlier is served first.
+        "scheduling_policy": "priority",
+        "seed": opts.seed,
+        "logits_processors": [FORCED_PROCESSOR],
+    }
+    if _on_cpu():
+        args["kv_cache_memory_bytes"] = opts.kv_cache_bytes
+    if opts.block_size is not None:
+        args["block_size"] = opts.block_size
+    if opts.max_num_seqs is not None:
+        args["max_num_seqs"] = opts.max_num_seqs
+    if opts.cache_hints and tier_scheduler_available():
+        args["scheduler_cls"] = TIER_SCHEDULER
+    args.update(opts.extra)
+    return args
+
+
+def build_engine_args(opts: EngineOptions, folder: Path) -> AsyncEngineArgs:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(**engine_arg_dict(opts, folder))
+
+
+def agentrt_extra_args(
+    request: GenerateRequest, release: Sequence[SessionId], *, hints: bool
+) -> dict[str, Any]:
+    """What rides in ``SamplingParams.extra_args`` (and ``vllm_xargs`` over HTTP)."""
+    extra: dict[str, Any] = {}
+    if request.forced_output is not None:
+        extra["agentrt_forced"] = list(request.forced_output)
+    if hints and (request.hints or request.session or release):
+        from ._tier_wire import encode_payload
+
+        extra.update(encode_payload(request.hints, request.session, release))
+    return extra
+
+
+def sampling_params(
+    request: GenerateRequest,
+    release: Sequence[SessionId],
+    max_model_len: int,
+    *,
+    structured: dict[str, Any] | None,
+    hints: bool,
+) -> SamplingParams:
+    """vLLM sampling parameters for one request (streamed as deltas)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    s = request.sampling
+    max_tokens = s.max_tokens
+    ignore_eos = s.ignore_eos
+    if request.forced_output is not None:
+        # The processor picks every token; EOS inside the forced run must not stop it early.
+        max_tokens = len(request.forced_output)
+        ignore_eos = True
+    max_tokens = max(1, min(max_tokens, max_model_len - len(request.prompt)))
+    extra = agentrt_extra_args(request, release, hints=hints)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        seed=s.seed,
+        stop=list(s.stop) or None,
+        ignore_eos=ignore_eos,
+        output_kind=RequestOutputKind.DELTA,
+        structured_outputs=StructuredOutputsParams(**structured) if structured else None,
+        extra_args=extra or None,
+        stop_token_ids=None if request.forced_output is None else [],
+    )

@@ -1,0 +1,63 @@
+"""Shared fixtures: one real embedded vLLM engine per test session, on one event loop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Small on purpose: cache-pressure tests flood it, and start-up stays fast.
+TEST_KV_CACHE_BYTES = 96 * 2**20
+TEST_MAX_MODEL_LEN = 2048
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    # Session scope: every async test and fixture shares one asyncio loop, so the
+    # session's vLLM engine (bound to the loop it started on) serves all of them.
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def vllm_engine(anyio_backend: str) -> AsyncIterator[object]:
+    from agentrt.engine import EngineOptions, VLLMEngine
+
+    engine = await VLLMEngine.start(
+        EngineOptions(
+            kv_cache_bytes=TEST_KV_CACHE_BYTES,
+            max_model_len=TEST_MAX_MODEL_LEN,
+            enforce_eager=True,
+        )
+    )
+    try:
+        yield engine
+    finally:
+        await engine.aclose()
+        # aclose() must leave no process behind: this fails the session's teardown if it does.
+        leftover = engine_core_children()
+        assert not leftover, f"engine processes still alive after aclose(): {leftover}"
+
+
+def engine_core_children(wait_s: float = 10.0) -> list[int]:
+    """Pids of child processes still alive after ``wait_s`` (vLLM's engine core, workers).
+
+    Python's multiprocessing resource tracker is left out: it is a per-interpreter helper
+    that lives until this process exits, whoever started it.
+    """
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE or "resource_tracker" in " ".join(p.cmdline()):
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        found.append(p)
+    # A worker may still be exiting when shutdown() returns: wait for exit, not a sleep.
+    _gone, alive = psutil.wait_procs(found, timeout=wait_s)
+    return [p.pid for p in alive]
