@@ -306,7 +306,9 @@ class ScriptedEngine:
         r.emitted += 1
         if r.first_token_t is None:
             r.first_token_t = t
-        full = self._tokenizer.decode(r.output[: r.emitted])
+        # Like vLLM, streamed text leaves out the chat markers (the token ids keep them).
+        markers = (self._tokenizer.im_end_id, self._tokenizer.im_start_id)
+        full = self._tokenizer.decode([t for t in r.output[: r.emitted] if t not in markers])
         text = "" if full.endswith("\ufffd") else full[r.text_sent :]
         r.text_sent += len(text)
         stats = None

@@ -1,0 +1,144 @@
+"""The agent loop on ScriptedEngine and virtual time: exact timings per switch."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from agentrt import Agent, RunResult, Switches, tool
+from agentrt.engine import ScriptedEngine, TimingModel
+from agentrt.testing import run_virtual
+
+P = 0.001  # prefill seconds per uncached token
+D = 0.01  # seconds per decode step
+TOOL_S = 0.5
+BLOCK = 16
+
+
+@tool(expected_latency_s=TOOL_S)
+async def search(q: str) -> str:
+    """Search the web.
+
+    Args:
+        q: the query
+    """
+    await anyio.sleep(TOOL_S)
+    return f"results for {q}"
+
+
+def call_text(name: str, args: dict[str, object], *, compact: bool = False) -> str:
+    body = {"name": name, "arguments": args}
+    js = json.dumps(body, separators=(",", ":")) if compact else json.dumps(body)
+    return f"<tool_call>\n{js}\n</tool_call>"
+
+
+def make_engine(replies: list[str]) -> ScriptedEngine:
+    return ScriptedEngine(replies, timing=TimingModel(prefill_s_per_token=P, decode_step_s=D), block_size=BLOCK)
+
+
+def run(replies: list[str], switches: Switches) -> tuple[RunResult, ScriptedEngine]:
+    async def main() -> tuple[RunResult, ScriptedEngine]:
+        engine = make_engine(replies)
+        agent = Agent(instructions="Be brief.", tools=[search], engine=engine, switches=switches,
+                      constrain_calls=False)
+        result = await agent.run("Find x.")
+        await engine.aclose()
+        return result, engine
+
+    return run_virtual(main)
+
+
+REPLIES = [call_text("search", {"q": "x"}), "The answer is 42."]
+
+
+def test_tool_starts_before_decoding_ends_when_streaming() -> None:
+    result, _ = run(REPLIES, Switches())
+    first = result.iterations[0]
+    (span,) = first.tools
+    assert span.start_t < first.end_t
+    # The call closes at its JSON's last brace; "\n</tool_call>" and <|im_end|> follow (14 tokens).
+    assert first.end_t - span.start_t == pytest.approx(14 * D)
+
+
+def test_tool_waits_for_the_whole_response_without_streaming() -> None:
+    result, _ = run(REPLIES, Switches(stream_tools=False))
+    first = result.iterations[0]
+    assert first.tools[0].start_t == pytest.approx(first.end_t)
+
+
+def test_split_a_is_prefilled_while_tools_run() -> None:
+    result, engine = run(REPLIES, Switches())
+    first, second = result.iterations
+    assert first.split_prefill is not None and first.split_prefill_span is not None
+    lo, hi = first.split_prefill_span
+    span = first.tools[0]
+    assert span.start_t <= lo and hi <= span.end_t
+    # The next prompt finds all of split A cached, in whole blocks.
+    split_a = first.split_prefill.prompt_tokens
+    assert second.cached_tokens == (split_a // BLOCK) * BLOCK
+    assert len(engine.requests) == 3  # generate, prefill, generate
+
+
+def test_ftr_gain_equals_the_timing_model_prediction() -> None:
+    fast, _ = run(REPLIES, Switches())
+    slow, _ = run(REPLIES, Switches.baseline())
+    f0, f1 = fast.iterations
+    s0, s1 = slow.iterations
+    n0 = f0.output_tokens
+    close_at = n0 - 1 - 14  # token index of the JSON's closing brace
+    # All on: the tool starts at the brace; iteration 1 prefills only what split A left uncached.
+    t1 = f0.first_token_t
+    assert t1 == pytest.approx(f0.prompt_tokens * P)
+    expect_fast = t1 + close_at * D + TOOL_S + (f1.prompt_tokens - f1.cached_tokens) * P
+    # Baseline: the tool starts after the last token; the cache holds iteration 0's full blocks.
+    expect_slow = t1 + (n0 - 1) * D + TOOL_S + (s1.prompt_tokens - s1.cached_tokens) * P
+    assert fast.ftr_s == pytest.approx(expect_fast, abs=1e-9)
+    assert slow.ftr_s == pytest.approx(expect_slow, abs=1e-9)
+    assert s1.cached_tokens == ((s0.prompt_tokens + n0) // BLOCK) * BLOCK
+    assert slow.ftr_s - fast.ftr_s == pytest.approx(
+        (n0 - 1 - close_at) * D + (f1.cached_tokens - s1.cached_tokens) * P, abs=1e-9
+    )
+
+
+def test_baseline_rerender_diverges_where_the_model_wrote_non_canonical_json() -> None:
+    replies = [call_text("search", {"q": "x"}, compact=True), "Done."]
+    base, _ = run(replies, Switches.baseline())
+    logged, _ = run(replies, Switches())
+    (div,) = base.divergences
+    assert div.iteration == 1
+    # The re-rendered prompt differs right after '{"name":' (canonical JSON has a space).
+    assert base.iterations[1].cached_tokens <= (div.position // BLOCK) * BLOCK
+    assert logged.divergences == []
+    assert logged.iterations[1].cached_tokens > base.iterations[1].cached_tokens
+
+
+def test_parallel_calls_each_start_when_their_own_json_closes() -> None:
+    two = call_text("search", {"q": "a"}) + "\n" + call_text("search", {"q": "b"})
+    result, _ = run([two, "Both found."], Switches())
+    a, b = result.iterations[0].tools
+    gap = len("\n</tool_call>\n") + len(call_text("search", {"q": "b"})) - len("\n</tool_call>")
+    assert b.start_t - a.start_t == pytest.approx(gap * D)
+    assert [m.role for m in result.messages] == ["system", "user", "assistant", "tool", "tool", "assistant"]
+
+
+def test_token_log_prompt_extends_the_previous_prompt_exactly() -> None:
+    _, engine = run(REPLIES, Switches())
+    gen0, _prefill, gen1 = engine.requests
+    assert gen1.prompt[: len(gen0.prompt)] == gen0.prompt
+    assert gen1.prompt[len(gen0.prompt) : len(gen0.prompt) + 5] == tuple(
+        engine.tokenizer.encode(REPLIES[0])[:5]
+    )
+
+
+def test_hints_label_system_query_and_tool_output() -> None:
+    _, engine = run(REPLIES, Switches())
+    tiers = {h.tier.name for h in engine.requests[2].hints}
+    assert {"SYSTEM", "USER_QUERY", "TOOL_OUTPUT", "DEFAULT"} <= tiers
+    assert all(h.tier.name == "SPLIT_PENDING" for h in engine.requests[1].hints)
+
+
+def test_baseline_sends_no_hints_and_no_priority() -> None:
+    _, engine = run(REPLIES, Switches.baseline())
+    assert all(r.hints == () and r.priority == 0 for r in engine.requests)
