@@ -334,6 +334,11 @@ class ScriptedEngine:
             queue_s=(r.scheduled_t - r.arrival_t) if r.scheduled_t is not None else None,
         )
 
+    async def reset_prefix_cache(self) -> None:
+        """Forget every cached block (benchmarks start each mode from a cold cache)."""
+        old = self.cache
+        self.cache = SimPrefixCache(old.block_size, old.capacity, use_tiers=old.use_tiers)
+
     async def aclose(self) -> None:
         self._closed = True
         if self._loop_task is not None:

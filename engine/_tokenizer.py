@@ -51,6 +51,16 @@ class HFCodec:
         self._tok = Tokenizer.from_file(str(path))
         self.path = path
 
+    @classmethod
+    def from_json_str(cls, text: str) -> HFCodec:
+        """A codec from the text of a ``tokenizer.json`` (e.g. served by a remote engine)."""
+        from tokenizers import Tokenizer
+
+        codec = cls.__new__(cls)
+        codec._tok = Tokenizer.from_str(text)
+        codec.path = Path("<remote>")
+        return codec
+
     def encode(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 

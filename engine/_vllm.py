@@ -32,6 +32,7 @@ from ._types import (
     SessionId,
     TokenDelta,
 )
+from ._tier_wire import fetch_tier_stats
 from ._vllm_args import build_engine_args, sampling_params
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ class VLLMEngine:
         unfinished = llm.get_num_unfinished_requests()
         waiting = min(int(gauges.get("vllm:num_requests_waiting", 0)), unfinished)
         cfg = llm.vllm_config.cache_config
-        tiers = await _tier_stats(llm) if self._info.supports_hints else {}
+        tiers = await fetch_tier_stats(llm) if self._info.supports_hints else {}
         return EngineStats(
             prefix_cache_queries=q - self._queries0,
             prefix_cache_hits=h - self._hits0,
@@ -232,6 +233,10 @@ class VLLMEngine:
             num_blocks=int(cfg.num_gpu_blocks or 0),
             tiers=tiers,
         )
+
+    async def reset_prefix_cache(self) -> None:
+        """Forget every cached block (benchmarks start each mode from a cold cache)."""
+        await self.async_llm.reset_prefix_cache()
 
     async def aclose(self) -> None:
         """Stop the engine core and its worker processes (idempotent)."""
@@ -257,14 +262,6 @@ class VLLMEngine:
 
 def _already_shut_down(timeout: float | None = None) -> None:
     return None
-
-
-async def _tier_stats(llm: AsyncLLM) -> dict[str, Any]:
-    try:
-        from ._tier_client import fetch_tier_stats
-    except ImportError:
-        return {}
-    return await fetch_tier_stats(llm)
 
 
 def _finish_reason(

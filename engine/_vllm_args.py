@@ -7,11 +7,11 @@ build vLLM exactly the same way. Imports vLLM only inside the functions.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._tier_wire import ASYNC_TIER_SCHEDULER, TIER_SCHEDULER, encode_payload
 from ._types import GenerateRequest, SessionId
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ._vllm import EngineOptions
 
 FORCED_PROCESSOR = "agentrt.engine._forced:ForcedOutputProcessor"
-TIER_SCHEDULER = "agentrt.engine._tier_scheduler.TierScheduler"
 
 
 @functools.cache
@@ -51,10 +50,6 @@ def resolve_dtype(dtype: str) -> str:
     return "auto"
 
 
-def tier_scheduler_available() -> bool:
-    return importlib.util.find_spec("agentrt.engine._tier_scheduler") is not None
-
-
 def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
     """The ``AsyncEngineArgs`` fields for ``opts`` (also turned into server flags)."""
     args: dict[str, Any] = {
@@ -75,8 +70,9 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
         args["block_size"] = opts.block_size
     if opts.max_num_seqs is not None:
         args["max_num_seqs"] = opts.max_num_seqs
-    if opts.cache_hints and tier_scheduler_available():
-        args["scheduler_cls"] = TIER_SCHEDULER
+    if opts.cache_hints:
+        # vLLM turns async scheduling off on CPU; on GPU it is on and needs the async variant.
+        args["scheduler_cls"] = TIER_SCHEDULER if _on_cpu() else ASYNC_TIER_SCHEDULER
     args.update(opts.extra)
     return args
 
@@ -88,16 +84,15 @@ def build_engine_args(opts: EngineOptions, folder: Path) -> AsyncEngineArgs:
 
 
 def agentrt_extra_args(
-    request: GenerateRequest, release: Sequence[SessionId], *, hints: bool
+    request: GenerateRequest, release: Sequence[SessionId], *, hints: bool, flat: bool = False
 ) -> dict[str, Any]:
-    """What rides in ``SamplingParams.extra_args`` (and ``vllm_xargs`` over HTTP)."""
+    """What rides in ``SamplingParams.extra_args`` (``flat``: in ``vllm_xargs`` over HTTP,
+    which only takes flat values)."""
     extra: dict[str, Any] = {}
     if request.forced_output is not None:
         extra["agentrt_forced"] = list(request.forced_output)
     if hints and (request.hints or request.session or release):
-        from ._tier_wire import encode_payload
-
-        extra.update(encode_payload(request.hints, request.session, release))
+        extra.update(encode_payload(request.hints, request.session, release, as_xargs=flat))
     return extra
 
 

@@ -1,0 +1,41 @@
+"""``agentrt engine``: serve the engine over HTTP (vLLM's server, configured for agentrt)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agentrt.engine import ModelNotAvailableError
+
+from ._engine_options_cli import add_engine_flags, engine_options
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="engine_command", required=True)
+    serve = sub.add_parser("serve", help="start vLLM's OpenAI server with agentrt's scheduler and template")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8100)
+    serve.add_argument("--served-model-name", default=None)
+    serve.add_argument("--api-key", default=None)
+    add_engine_flags(serve)
+    bench = sub.add_parser("bench", help="engine start, prefill and decode speed; wrapper overhead vs AsyncLLM")
+    from agentrt.bench._engine import add_bench_arguments
+
+    add_bench_arguments(bench)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.engine_command == "bench":
+        from agentrt.bench._engine import main as bench_main
+
+        return bench_main(args)
+    from agentrt.engine._serve import ServeOptions, exec_server
+
+    try:
+        exec_server(
+            engine_options(args),
+            ServeOptions(args.host, args.port, args.served_model_name, args.api_key),
+        )
+    except ModelNotAvailableError as exc:
+        print(f"agentrt engine serve: {exc}", file=sys.stderr)
+        return 1
