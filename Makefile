@@ -8,7 +8,7 @@ setup:
 
 # Main job: an example agent answers a question end to end on the embedded engine.
 demo: setup
-	@$(PY) examples/agents/research_assistant.py
+	@$(PY) examples/agents/units_agent.py
 
 # The whole test suite (CI runs this).
 test: setup

@@ -84,7 +84,7 @@ class _Req:
     alloc: Allocation | None = None
     prefilled: int = 0
     emitted: int = 0
-    text_sent: int = 0
+    decoded_upto: int = 0
     first_token_t: float | None = None
     scheduled_t: float | None = None
     done: bool = False
@@ -101,6 +101,7 @@ class ScriptedEngine:
         tokenizer: defaults to a byte-level ChatML tokenizer.
         block_size, num_blocks: prefix cache geometry (``None``: unbounded).
         use_tiers: evict by cache-hint tiers (False: plain LRU, the baseline).
+        record_requests: keep every request in ``requests`` (turn off for long runs).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class ScriptedEngine:
         num_blocks: int | None = None,
         max_model_len: int = 32768,
         use_tiers: bool = True,
+        record_requests: bool = True,
     ) -> None:
         self._script_fn = script if callable(script) else None
         self._script_iter = None if callable(script) else iter(list(script))
@@ -129,6 +131,7 @@ class ScriptedEngine:
         self._closed = False
         self.requests: list[GenerateRequest] = []
         """Every request received, in order (for assertions in tests)."""
+        self._record = record_requests
 
     @property
     def tokenizer(self) -> ChatTokenizer:
@@ -169,7 +172,8 @@ class ScriptedEngine:
             raise EngineError("engine is closed")
         if len(req.prompt) >= self._info.max_model_len:
             raise PromptTooLongError(len(req.prompt), self._info.max_model_len)
-        self.requests.append(req)
+        if self._record:
+            self.requests.append(req)
         output, finish = self._reply_tokens(req)
         rid = req.request_id or RequestId(f"scripted-{next(self._ids)}")
         r = _Req(rid, req, output, finish, now())
@@ -307,10 +311,14 @@ class ScriptedEngine:
         if r.first_token_t is None:
             r.first_token_t = t
         # Like vLLM, streamed text leaves out the chat markers (the token ids keep them).
+        # Decode only the tokens not yet shown; hold them while they end mid-character.
         markers = (self._tokenizer.im_end_id, self._tokenizer.im_start_id)
-        full = self._tokenizer.decode([t for t in r.output[: r.emitted] if t not in markers])
-        text = "" if full.endswith("\ufffd") else full[r.text_sent :]
-        r.text_sent += len(text)
+        pending = [t for t in r.output[r.decoded_upto : r.emitted] if t not in markers]
+        text = self._tokenizer.decode(pending) if pending else ""
+        if text.endswith("\ufffd"):
+            text = ""
+        else:
+            r.decoded_upto = r.emitted
         stats = None
         if r.emitted == len(r.output):
             stats = self._finish(r, t)

@@ -1,14 +1,14 @@
 """A model-free prefix cache with vLLM's block semantics, for ``ScriptedEngine``.
 
 Blocks are identified by the hash chain of their tokens (plus the cache salt), as in
-vLLM: a block can hit only when every block before it hits too. Free cached blocks
-are evicted by tier (lowest first) and least recently used within a tier, the same
-order the tier-aware vLLM scheduler keeps; with ``use_tiers=False`` it is plain LRU.
+vLLM: a block can hit only when every block before it hits too. Free cached blocks are
+evicted by tier (lowest first) and least recently freed within a tier, the order the
+tier-aware vLLM scheduler keeps; with ``use_tiers=False`` it is plain LRU.
 """
 
 from __future__ import annotations
 
-import itertools
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +20,6 @@ class _Block:
     key: int
     tier: Tier = Tier.SCRATCH
     refs: int = 0
-    last_used: int = 0
     sessions: set[SessionId] = field(default_factory=set)
     expires_at: float | None = None
     base: Tier = Tier.DEFAULT
@@ -43,18 +42,25 @@ class Allocation:
 class SimPrefixCache:
     """Block-granular prefix cache with a fixed capacity (``None``: unbounded).
 
-    Invariants: a block with ``refs > 0`` is never evicted; ``len(blocks) <= capacity``
-    after every ``allocate`` that succeeds.
+    Invariants: a block with ``refs > 0`` is in no free list and is never evicted; every
+    cached block with ``refs == 0`` is in exactly one free list (its tier's, or the single
+    LRU list without tiers); ``len(blocks) <= capacity`` after every successful allocation.
+    A block freed by several requests keeps the highest label any of them gave it since it
+    last left the free lists.
     """
 
-    def __init__(self, block_size: int, capacity: int | None, *, use_tiers: bool = True) -> None:
+    def __init__(self, block_size: int, capacity: int | None, *, use_tiers: bool = True,
+                 pending_cap: float = 0.5) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.block_size = block_size
         self.capacity = capacity
         self.use_tiers = use_tiers
+        self._pending_cap = None if capacity is None else int(pending_cap * capacity)
         self._blocks: dict[int, _Block] = {}
-        self._clock = itertools.count(1)
+        self._free: dict[int, OrderedDict[int, _Block]] = {int(t): OrderedDict() for t in Tier}
+        self._free_count = 0
+        self._by_session: dict[SessionId, set[int]] = {}
         self.queries = 0
         self.hits = 0
         self.evictions: dict[Tier, int] = dict.fromkeys(Tier, 0)
@@ -84,107 +90,129 @@ class SimPrefixCache:
     def can_allocate(self, n_new: int) -> bool:
         if self.capacity is None:
             return True
-        evictable = sum(1 for b in self._blocks.values() if b.refs == 0)
-        return len(self._blocks) - evictable + n_new <= self.capacity
+        return len(self._blocks) - self._free_count + n_new <= self.capacity
 
-    def allocate(
-        self, prompt: Sequence[int], salt: str | None, prompt_len: int, now_s: float = 0.0
-    ) -> Allocation:
+    def _list_of(self, blk: _Block, now_s: float) -> OrderedDict[int, _Block]:
+        return self._free[int(blk.tier_at(now_s)) if self.use_tiers else 0]
+
+    def _pin(self, key: int, now_s: float) -> tuple[_Block, bool]:
+        """Take a block out of the free lists (or create it); returns (block, was cached)."""
+        blk = self._blocks.get(key)
+        if blk is None:
+            self._make_room(now_s)
+            blk = self._blocks[key] = _Block(key=key)
+            cached = False
+        else:
+            cached = True
+            if blk.refs == 0:
+                for lst in self._free.values():
+                    if lst.pop(key, None) is not None:
+                        self._free_count -= 1
+                        break
+                # A block leaving the free lists starts a new labelling period.
+                blk.tier, blk.expires_at = Tier.SCRATCH, None
+        blk.refs += 1
+        return blk, cached
+
+    def allocate(self, prompt: Sequence[int], salt: str | None, prompt_len: int, now_s: float = 0.0) -> Allocation:
         """Pin the prompt's blocks, reusing the cached prefix (vLLM never caches the last token).
 
         Raises:
             MemoryError: the blocks cannot fit even after evicting every free block.
         """
         keys = self.block_keys(prompt, salt)
-        # vLLM recomputes at least one prompt token, so a fully cached prompt hits one block less.
-        hit_blocks = min(self.cached_prefix_blocks(keys), (prompt_len - 1) // self.block_size)
-        new = len(keys) - self.cached_prefix_blocks(keys)
-        if not self.can_allocate(new):
+        present = self.cached_prefix_blocks(keys)
+        hit_blocks = min(present, (prompt_len - 1) // self.block_size)
+        if not self.can_allocate(len(keys) - present):
             raise MemoryError("prefix cache full of blocks in use")
-        now = next(self._clock)
         for i, k in enumerate(keys):
             blk = self._blocks.get(k)
-            if blk is None:
-                self._make_room(1, now_s)
-                blk = self._blocks[k] = _Block(key=k)
-            elif i < hit_blocks:
-                self.tier_hits[blk.tier] += 1
-            blk.refs += 1
-            blk.last_used = now
+            if blk is not None and i < hit_blocks:
+                self.tier_hits[blk.tier_at(now_s)] += 1
+            self._pin(k, now_s)
         self.queries += prompt_len
         self.hits += hit_blocks * self.block_size
         return Allocation(tuple(keys), hit_blocks * self.block_size)
 
-    def extend(
-        self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0
-    ) -> Allocation:
+    def extend(self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0) -> Allocation:
         """Pin the blocks that generated tokens filled (``tokens`` = prompt + output so far)."""
-        keys = self.block_keys(tokens, salt)
-        extra = keys[len(alloc.keys) :]
-        now = next(self._clock)
+        extra = self.block_keys(tokens, salt)[len(alloc.keys) :]
         for k in extra:
-            blk = self._blocks.get(k)
-            if blk is None:
-                self._make_room(1, now_s)
-                blk = self._blocks[k] = _Block(key=k)
-            blk.refs += 1
-            blk.last_used = now
+            self._pin(k, now_s)
         return Allocation(alloc.keys + tuple(extra), alloc.cached_tokens)
 
-    def free(
-        self,
-        alloc: Allocation,
-        hints: Sequence[CacheHint],
-        session: SessionId | None,
-        *,
-        now_s: float = 0.0,
-        default_tier: Tier = Tier.SCRATCH,
-    ) -> None:
-        """Unpin a request's blocks, labelling each with the highest overlapping hint.
-
-        A block still used by another request keeps the higher of both labels.
-        """
-        now = next(self._clock)
+    def free(self, alloc: Allocation, hints: Sequence[CacheHint], session: SessionId | None, *,
+             now_s: float = 0.0) -> None:
+        """Unpin a request's blocks, labelling each with the highest overlapping hint."""
         bs = self.block_size
+        room = self._pending_room(now_s) if any(h.tier == Tier.SPLIT_PENDING for h in hints) else 0
         for i, k in enumerate(alloc.keys):
             blk = self._blocks[k]
             best: CacheHint | None = None
             for h in hints:
                 if h.start < (i + 1) * bs and h.end > i * bs and (best is None or h.tier > best.tier):
                     best = h
-            tier = default_tier if best is None else max(default_tier, best.tier)
-            shared = blk.refs > 1 and blk.tier_at(now_s) > tier
-            if not shared:
-                blk.tier = tier
-                pending = best is not None and best.tier == Tier.SPLIT_PENDING and best.ttl_s
-                blk.expires_at = now_s + best.ttl_s if pending and best and best.ttl_s else None
-                blk.base = best.base if best is not None else Tier.DEFAULT
+            if best is not None and best.tier == Tier.SPLIT_PENDING:
+                if room <= 0:  # the cap: pending labels can never starve admission
+                    best = CacheHint(best.start, best.end, best.base)
+                room -= 1
+            if best is not None and best.tier >= blk.tier_at(now_s):
+                blk.tier = best.tier
+                pending = best.tier == Tier.SPLIT_PENDING
+                blk.expires_at = now_s + best.ttl_s if pending and best.ttl_s else None
+                blk.base = best.base
             if session is not None:
                 blk.sessions.add(session)
+                self._by_session.setdefault(session, set()).add(k)
             blk.refs -= 1
-            blk.last_used = now
+            if blk.refs == 0:
+                self._list_of(blk, now_s)[k] = blk
+                self._free_count += 1
+
+    def _pending_room(self, now_s: float) -> int:
+        """How many more blocks may be labelled SPLIT_PENDING under the cap."""
+        if self._pending_cap is None:
+            return len(self._blocks) + 1
+        pending = self._free[int(Tier.SPLIT_PENDING)]
+        return self._pending_cap - sum(1 for b in pending.values() if b.tier_at(now_s) == Tier.SPLIT_PENDING)
 
     def release(self, session: SessionId) -> None:
-        """Demote a finished run's blocks to SCRATCH, keeping SYSTEM ones."""
-        for blk in self._blocks.values():
-            if session in blk.sessions:
-                blk.sessions.discard(session)
-                if blk.tier != Tier.SYSTEM and not blk.sessions:
-                    blk.tier = Tier.SCRATCH
+        """Demote a finished run's blocks to SCRATCH (evicted first), keeping SYSTEM ones."""
+        for key in self._by_session.pop(session, ()):
+            blk = self._blocks.get(key)
+            if blk is None or session not in blk.sessions:
+                continue
+            blk.sessions.discard(session)
+            if blk.tier == Tier.SYSTEM or blk.sessions:
+                continue
+            if blk.refs == 0 and self.use_tiers:
+                # A finished run's blocks are the best victims: first in line within SCRATCH.
+                self._free[int(blk.tier)].pop(blk.key, None)
+                scratch = self._free[int(Tier.SCRATCH)]
+                scratch[blk.key] = blk
+                scratch.move_to_end(blk.key, last=False)
+            blk.tier, blk.expires_at = Tier.SCRATCH, None
 
-    def _make_room(self, n: int, now_s: float = 0.0) -> None:
-        if self.capacity is None:
+    def _make_room(self, now_s: float) -> None:
+        if self.capacity is None or len(self._blocks) < self.capacity:
             return
-        while len(self._blocks) + n > self.capacity:
-            free = [b for b in self._blocks.values() if b.refs == 0]
-            if not free:
-                raise MemoryError("prefix cache full of blocks in use")
-            if self.use_tiers:
-                victim = min(free, key=lambda b: (b.tier_at(now_s), b.last_used))
-            else:
-                victim = min(free, key=lambda b: b.last_used)
-            self.evictions[victim.tier_at(now_s)] += 1
-            del self._blocks[victim.key]
+        if self.use_tiers:
+            self._expire(now_s)
+        for lst in self._free.values():  # tiers in ascending order
+            if lst:
+                _, victim = lst.popitem(last=False)
+                self._free_count -= 1
+                self.evictions[victim.tier_at(now_s)] += 1
+                del self._blocks[victim.key]
+                return
+        raise MemoryError("prefix cache full of blocks in use")
+
+    def _expire(self, now_s: float) -> None:
+        pending = self._free[int(Tier.SPLIT_PENDING)]
+        for key in [k for k, b in pending.items() if b.tier_at(now_s) != Tier.SPLIT_PENDING]:
+            blk = pending.pop(key)
+            blk.tier, blk.expires_at = blk.base, None
+            self._free[int(blk.tier)][key] = blk
 
     @property
     def num_cached(self) -> int:
@@ -193,15 +221,16 @@ class SimPrefixCache:
     def tier_stats(self) -> dict[str, TierStats]:
         counts: dict[Tier, int] = dict.fromkeys(Tier, 0)
         for b in self._blocks.values():
-            counts[b.tier] += 1
-        return {
-            t.name: TierStats(cached_blocks=counts[t], evictions=self.evictions[t], hits=self.tier_hits[t])
-            for t in Tier
-        }
+            if b.refs == 0:
+                counts[b.tier] += 1
+        return {t.name: TierStats(counts[t], self.evictions[t], self.tier_hits[t]) for t in Tier}
 
     def check_integrity(self) -> None:
         """Assert the invariants (tests and debug runs call this)."""
         if self.capacity is not None:
             assert len(self._blocks) <= self.capacity, "sim cache holds more blocks than capacity"
+        listed = [k for lst in self._free.values() for k in lst]
+        assert len(listed) == len(set(listed)) == self._free_count, "free lists out of sync"
         for b in self._blocks.values():
             assert b.refs >= 0, f"block {b.key} has negative refcount {b.refs}"
+            assert (b.refs == 0) == (b.key in set(listed)), f"block {b.key} free-list membership wrong"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -22,12 +21,15 @@ from agentrt.engine import (
     ToolSchema,
 )
 
+from async_helpers import eventually
+
 pytestmark = [pytest.mark.anyio, pytest.mark.engine]
 
 
-@pytest.fixture
-async def engine(vllm_engine: Engine) -> AsyncIterator[Engine]:
-    yield vllm_engine
+@pytest.fixture(params=["vllm", "http"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Every test here runs against the embedded engine and against ``HTTPEngine``."""
+    return request.getfixturevalue(f"{request.param}_engine")  # type: ignore[no-any-return]
 
 
 def unique_prompt(n: int, seed: int | None = None) -> tuple[int, ...]:
@@ -97,8 +99,12 @@ async def test_closing_a_stream_aborts_the_request(engine: Engine) -> None:
             got += len(d.token_ids)
             if got >= 3:
                 break
-    stats = await engine.stats()
-    assert stats.num_running == 0 and stats.num_waiting == 0
+
+    async def idle() -> bool:
+        stats = await engine.stats()
+        return stats.num_running == 0 and stats.num_waiting == 0
+
+    await eventually(idle)
 
 
 async def test_prompt_longer_than_context_fails_clearly(engine: Engine) -> None:

@@ -11,7 +11,9 @@ import ast
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ._tool import ToolFailure, tool
 from ._units import convert_units, known_units, lookup_unit
@@ -249,7 +251,7 @@ _DESCRIPTION = (
     expected_latency_s=0.001,
     side_effect_free=True,
 )
-def calculator(expression: str) -> str:
+def calculator(expression: Annotated[str, Field(max_length=200)]) -> str:
     """Calculator.
 
     Args:

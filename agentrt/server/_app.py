@@ -1,0 +1,113 @@
+"""``create_app``: the FastAPI application of ``agentrt serve`` on any ``Engine``.
+
+Layers, outermost first: the ``Gate`` (keys, size, concurrency, metrics), FastAPI's
+error handling (every error an OpenAI error object), the routers (chat, agents) and the
+operational endpoints (``/health``, ``/metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from agentrt import Agent, resolve_engine
+from agentrt.engine import Engine, EngineStats
+
+from . import _agents, _chat
+from ._config import ServerConfig, ServerState, default_model_name, state_of
+from ._errors import APIError, install_error_handlers
+from ._gate import Gate, Limiter
+from ._metrics import CONTENT_TYPE, Metrics
+from ._registry import AgentRegistry, calculator_agent
+from ._runs import RunStore, SessionStore
+
+_STATS_TIMEOUT_S = 2.0
+
+
+def create_app(
+    engine: Engine | str | None = None,
+    *,
+    agents: Iterable[Agent] | None = None,
+    config: ServerConfig | None = None,
+) -> FastAPI:
+    """The REST server as an ASGI app.
+
+    Args:
+        engine: an ``Engine`` (left running at shutdown: the caller owns it), a URL of a
+            remote engine, or None for the embedded default (both resolved on start-up
+            through ``agentrt.resolve_engine``, and closed at shutdown).
+        agents: agents served under ``/v1/agents`` (None: the built-in ``calculator``).
+            An agent naming no engine runs on the server's.
+        config: limits, keys and store sizes.
+
+    Returns:
+        A FastAPI app; run it with uvicorn (``loop="asyncio"``, lifespan on).
+    """
+    cfg = config or ServerConfig()
+    agent_list = list(agents) if agents is not None else [calculator_agent()]
+    limiter = Limiter(cfg.max_concurrency)
+    metrics = Metrics(lambda: limiter.active)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = await resolve_engine(engine)
+        st = ServerState(
+            engine=resolved,
+            config=cfg,
+            model_name=cfg.model_name or default_model_name(resolved),
+            limiter=limiter,
+            metrics=metrics,
+            agents=AgentRegistry(agent_list, resolved),
+            runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
+            sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
+        )
+        app.state.server = st
+        try:
+            yield
+        finally:
+            await _agents.cancel_all(st)
+            if not isinstance(engine, Engine):
+                from agentrt import close_default_engine
+
+                await close_default_engine()
+
+    app = FastAPI(
+        title="agentrt", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    install_error_handlers(app)
+    app.include_router(_chat.router)
+    app.include_router(_agents.router)
+
+    @app.get("/health")
+    async def health(request: Request) -> Response:
+        stats = await _engine_stats(state_of(request))
+        body = b'{"status":"ok"}' if stats is not None else b'{"status":"engine_unavailable"}'
+        return Response(
+            body, status_code=200 if stats is not None else 503, media_type="application/json"
+        )
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        st = state_of(request)
+        return Response(st.metrics.render(await _engine_stats(st)), media_type=CONTENT_TYPE)
+
+    app.add_middleware(
+        Gate, keys=cfg.keys, limiter=limiter, max_body_bytes=cfg.max_body_bytes, metrics=metrics
+    )
+    return app
+
+
+async def _engine_stats(st: ServerState) -> EngineStats | None:
+    """The engine's snapshot, or None if it does not answer in time (it is down or stuck)."""
+    try:
+        with anyio.fail_after(_STATS_TIMEOUT_S):
+            return await st.engine.stats()
+    except (TimeoutError, Exception):
+        return None
+
+
+__all__ = ["APIError", "ServerConfig", "create_app"]

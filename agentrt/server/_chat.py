@@ -1,0 +1,235 @@
+"""``/v1/chat/completions`` (client-side tools), ``/v1/models``: OpenAI-compatible endpoints.
+
+A request becomes one ``engine.generate`` call (see ``_chat_plan``); its deltas go
+through the shared assembler (``_chat_output``) either into one JSON response or into
+``chat.completion.chunk`` events. Chunks are encoded from a pre-built prefix because
+they are written once per token: this is the server's per-token hot path.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+import orjson
+import pydantic
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from agentrt.engine import EngineError, RequestStats
+
+from ._chat_output import CallOut, ChoiceAssembler, Piece
+from ._chat_plan import ChatPlan, plan_chat
+from ._config import ServerState, api_key_of, state_of
+from ._errors import APIError, from_validation
+from ._openai_models import (
+    AssistantMessageOut,
+    ChatCompletionOut,
+    ChatCompletionRequest,
+    ChoiceOut,
+    FunctionCallOut,
+    ModelListOut,
+    ModelOut,
+    ToolCallOut,
+    usage,
+)
+from ._sse import DONE, ClientGone, SSEResponse, unless_disconnected
+
+router = APIRouter()
+M = TypeVar("M", bound=pydantic.BaseModel)
+_STARTED = int(time.time())
+
+
+async def parse_json(request: Request, model: type[M]) -> M:
+    """The body as ``model``; 400 naming the problem when it is not JSON or not valid."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "request body must be a JSON object", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def json_response(model: pydantic.BaseModel, status: int = 200) -> Response:
+    return Response(
+        model.__pydantic_serializer__.to_json(model),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    st = state_of(request)
+    return json_response(ModelListOut(data=[_model_out(st)]))
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> Response:
+    st = state_of(request)
+    _check_model(st, model_id, param=None)
+    return json_response(_model_out(st))
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    st = state_of(request)
+    body = await parse_json(request, ChatCompletionRequest)
+    _check_model(st, body.model, param="model")
+    key = api_key_of(request)
+    plan = plan_chat(
+        body,
+        st.engine.tokenizer,
+        st.engine.info,
+        cache_salt=key.cache_salt if key else None,
+        default_temperature=st.config.default_temperature,
+    )
+    chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), body.model)
+    if plan.stream:
+        return SSEResponse(_stream(st, plan, chunks))
+    try:
+        return await unless_disconnected(request.receive, _complete(st, plan, chunks))
+    except ClientGone:
+        return Response(status_code=499)  # nobody is listening; the engine request is aborted
+
+
+def _model_out(st: ServerState) -> ModelOut:
+    return ModelOut(id=st.model_name, created=_STARTED, max_model_len=st.engine.info.max_model_len)
+
+
+def _check_model(st: ServerState, name: str, param: str | None) -> None:
+    if name not in st.model_names():
+        raise APIError(
+            404,
+            f"model {name!r} does not exist; this server serves {st.model_name!r}",
+            param=param,
+            code="model_not_found",
+        )
+
+
+async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
+    asm = ChoiceAssembler(plan.parse_calls)
+    stats: RequestStats | None = None
+    async with aclosing(st.engine.generate(plan.request)) as deltas:
+        async for d in deltas:
+            if d.text:
+                asm.feed(d.text)
+            if d.stats is not None:
+                stats = d.stats
+    asm.finish()
+    if stats is None:
+        raise EngineError("the engine's stream ended without statistics")
+    finish = asm.finish_reason(stats.finish_reason)
+    st.metrics.observe_chat(stats)
+    content = "".join(asm.content)
+    calls = [
+        ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
+        for c in asm.calls
+    ]
+    message = AssistantMessageOut(
+        content=content if content or not calls else None, tool_calls=calls or None
+    )
+    out = ChatCompletionOut(
+        id=chunks.id,
+        created=chunks.created,
+        model=chunks.model,
+        choices=[ChoiceOut(message=message, finish_reason=finish)],
+        usage=usage(stats.prompt_tokens, stats.output_tokens, stats.cached_tokens),
+    )
+    return json_response(out)
+
+
+async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
+    asm = ChoiceAssembler(plan.parse_calls)
+    stats: RequestStats | None = None
+    started = False
+    async with aclosing(st.engine.generate(plan.request)) as deltas:
+        async for d in deltas:
+            if not started:
+                # Only now: an engine error before the first token is still an HTTP error.
+                started = True
+                yield chunks.delta({"role": "assistant", "content": ""})
+            if d.text:
+                for piece in asm.feed(d.text):
+                    yield chunks.piece(piece)
+            if d.stats is not None:
+                stats = d.stats
+    for piece in asm.finish():
+        yield chunks.piece(piece)
+    if stats is None:
+        raise EngineError("the engine's stream ended without statistics")
+    finish = asm.finish_reason(stats.finish_reason)
+    st.metrics.observe_chat(stats)
+    yield chunks.delta({}, finish)
+    if plan.include_usage:
+        yield chunks.usage(stats)
+    yield DONE
+
+
+class _Chunks:
+    """Encodes ``chat.completion.chunk`` events of one response."""
+
+    __slots__ = ("_head", "created", "id", "model")
+
+    _OPEN = b',"logprobs":null,"finish_reason":'
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self.id, self.created, self.model = completion_id, created, model
+        meta = orjson.dumps(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": None,
+            }
+        )
+        self._head = b"data: " + meta[:-1] + b',"choices":[{"index":0,"delta":'
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        reason = b"null" if finish is None else orjson.dumps(finish)
+        return self._head + orjson.dumps(delta) + self._OPEN + reason + b"}]}\n\n"
+
+    def piece(self, piece: Piece) -> bytes:
+        if isinstance(piece, str):
+            return self.delta({"content": piece})
+        return self._call(piece)
+
+    def _call(self, c: CallOut) -> bytes:
+        # Name first, then the arguments: the order clients accumulate fragments in.
+        head = self.delta(
+            {
+                "tool_calls": [
+                    {
+                        "index": c.index,
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": ""},
+                    }
+                ]
+            }
+        )
+        args = self.delta(
+            {"tool_calls": [{"index": c.index, "function": {"arguments": c.arguments}}]}
+        )
+        return head + args
+
+    def usage(self, s: RequestStats) -> bytes:
+        body = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": usage(s.prompt_tokens, s.output_tokens, s.cached_tokens).model_dump(),
+        }
+        return b"data: " + orjson.dumps(body) + b"\n\n"

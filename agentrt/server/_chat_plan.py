@@ -1,0 +1,284 @@
+"""Turning a chat-completions request into one engine request: messages, tools, constraint.
+
+The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML + Hermes tools), the
+same renderer agent runs use, so a conversation continued through this endpoint keeps
+hitting the prefix cache. Tool choice maps onto the tool-call grammar:
+
+    none      -> no constraint, no call parsing (tools stay listed: same prefix)
+    auto      -> ToolCallConstraint(required=False): free text, well-formed calls
+    required  -> ToolCallConstraint(required=True): one or more calls, nothing else
+    {named}   -> ToolCallConstraint((that tool,), required=True)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import orjson
+
+from agentrt.engine import (
+    CacheHint,
+    ChatMessage,
+    ChatTokenizer,
+    Constraint,
+    EngineInfo,
+    GenerateRequest,
+    JsonSchemaConstraint,
+    PromptTooLongError,
+    SamplingOptions,
+    Tier,
+    ToolCallConstraint,
+    ToolCallPart,
+    ToolSchema,
+)
+
+from ._errors import APIError
+from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPlan:
+    """What one chat request becomes. ``parse_calls``: run the tool-call parser on the output."""
+
+    request: GenerateRequest
+    parse_calls: bool
+    stream: bool
+    include_usage: bool
+
+
+def plan_chat(
+    body: ChatCompletionRequest,
+    tok: ChatTokenizer,
+    info: EngineInfo,
+    *,
+    cache_salt: str | None,
+    default_temperature: float = 1.0,
+) -> ChatPlan:
+    """Validate ``body`` and build the engine request.
+
+    Raises:
+        APIError: a field is invalid or unsupported (400, naming the field).
+        PromptTooLongError: the rendered prompt does not fit the context.
+    """
+    if body.n not in (None, 1):
+        raise APIError(400, "n: only n=1 is supported", param="n", code="unsupported_value")
+    if body.logprobs:
+        raise APIError(
+            400,
+            "logprobs: not supported by this server",
+            param="logprobs",
+            code="unsupported_value",
+        )
+    messages = [_message(i, m) for i, m in enumerate(body.messages)]
+    tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
+    if len({t.name for t in tools}) != len(tools):
+        raise APIError(
+            400, "tools: function names must be unique", param="tools", code="invalid_value"
+        )
+    constraint, parse_calls = _constraint(body, tools)
+
+    segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
+    prompt = tuple(t for seg in segments for t in seg)
+    if len(prompt) >= info.max_model_len:
+        raise PromptTooLongError(len(prompt), info.max_model_len)
+    hints = _hints(messages, tools, segments) if info.supports_hints else ()
+
+    requested = body.max_completion_tokens or body.max_tokens
+    room = info.max_model_len - len(prompt)
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    try:
+        sampling = SamplingOptions(
+            max_tokens=min(requested, room) if requested else room,
+            temperature=default_temperature if body.temperature is None else body.temperature,
+            top_p=1.0 if body.top_p is None else body.top_p,
+            seed=body.seed,
+            stop=stop,
+            ignore_eos=bool(body.ignore_eos),
+        )
+    except ValueError as exc:
+        raise APIError(400, str(exc), code="invalid_value") from None
+    request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return ChatPlan(request, parse_calls, bool(body.stream), include_usage)
+
+
+def _text(i: int, m: MessageIn) -> str:
+    if m.content is None:
+        return ""
+    if isinstance(m.content, str):
+        return m.content
+    parts = []
+    for j, part in enumerate(m.content):
+        if part.type != "text" or part.text is None:
+            where = f"messages[{i}].content[{j}].type"
+            raise APIError(
+                400,
+                f"{where}: only text content parts are supported, got {part.type!r}",
+                param=where,
+                code="unsupported_value",
+            )
+        parts.append(part.text)
+    return "".join(parts)
+
+
+def _message(i: int, m: MessageIn) -> ChatMessage:
+    text = _text(i, m)
+    if m.role == "assistant":
+        calls = tuple(
+            _call_part(i, j, c.id, c.function.name, c.function.arguments)
+            for j, c in enumerate(m.tool_calls or [])
+        )
+        return ChatMessage("assistant", text, calls, name=m.name)
+    if m.tool_calls:
+        raise APIError(
+            400,
+            f"messages[{i}].tool_calls: only assistant messages carry tool calls",
+            param=f"messages[{i}].tool_calls",
+            code="invalid_value",
+        )
+    if m.role == "tool":
+        return ChatMessage("tool", text, tool_call_id=m.tool_call_id)
+    # "developer" is OpenAI's newer name for the system role.
+    return ChatMessage("system" if m.role == "developer" else m.role, text, name=m.name)
+
+
+def _call_part(i: int, j: int, call_id: str, name: str, arguments: str) -> ToolCallPart:
+    where = f"messages[{i}].tool_calls[{j}].function.arguments"
+    try:
+        parsed = orjson.loads(arguments) if arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        raise APIError(
+            400, f"{where}: must be JSON text of an object", param=where, code="invalid_value"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise APIError(
+            400, f"{where}: must be JSON text of an object", param=where, code="invalid_value"
+        )
+    # Kept verbatim: the model's own call text renders back to the tokens it generated.
+    return ToolCallPart(call_id, name, arguments if arguments.strip() else "{}")
+
+
+def _tool(i: int, t: ToolDefIn) -> ToolSchema:
+    fn = t.function
+    if not _TOOL_NAME.match(fn.name):
+        where = f"tools[{i}].function.name"
+        raise APIError(
+            400,
+            f"{where}: {fn.name!r} must be 1-64 letters, digits, '_' or '-'",
+            param=where,
+            code="invalid_value",
+        )
+    params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
+    problem = _schema_problem(orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+    if problem is not None:
+        where = f"tools[{i}].function.parameters"
+        raise APIError(400, f"{where}: {problem}", param=where, code="invalid_function_parameters")
+    return ToolSchema(fn.name, fn.description or "", params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_problem(schema_json: bytes) -> str | None:
+    """Why a tool's parameters are not a usable JSON schema of an object (cached: clients
+    send the same tools with every request)."""
+    schema = orjson.loads(schema_json)
+    if schema.get("type", "object") != "object":
+        return f"must be a schema of type 'object', got type {schema.get('type')!r}"
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        path = ".".join(str(p) for p in exc.path)
+        return f"not a valid JSON schema ({path + ': ' if path else ''}{exc.message})"
+    return None
+
+
+def _constraint(
+    body: ChatCompletionRequest, tools: list[ToolSchema]
+) -> tuple[Constraint | None, bool]:
+    choice = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
+    parallel = body.parallel_tool_calls is not False
+    fmt = body.response_format
+    wants_json = fmt is not None and fmt.type != "text"
+    if choice != "none" and not tools:
+        raise APIError(
+            400,
+            f"tool_choice: {_choice_name(choice)!r} needs at least one tool in tools",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    if choice != "none" and wants_json:
+        # One decode can follow one grammar: a JSON answer or tool calls, not both.
+        raise APIError(
+            400,
+            "response_format: cannot be combined with tool calls; set "
+            "tool_choice to 'none' or drop response_format",
+            param="response_format",
+            code="unsupported_value",
+        )
+    if wants_json:
+        assert fmt is not None
+        if fmt.type == "json_object":
+            return JsonSchemaConstraint({"type": "object"}), False
+        if fmt.json_schema is None:
+            raise APIError(
+                400,
+                "response_format.json_schema: required when type is 'json_schema'",
+                param="response_format.json_schema",
+                code="invalid_value",
+            )
+        schema = fmt.json_schema.schema_
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        try:
+            cls.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            where = "response_format.json_schema.schema"
+            raise APIError(
+                400,
+                f"{where}: not a valid JSON schema ({exc.message})",
+                param=where,
+                code="invalid_value",
+            ) from None
+        return JsonSchemaConstraint(schema), False
+    if choice == "none":
+        return None, False
+    if choice == "auto":
+        return ToolCallConstraint(tuple(tools), required=False, parallel=parallel), True
+    if choice == "required":
+        return ToolCallConstraint(tuple(tools), required=True, parallel=parallel), True
+    assert isinstance(choice, NamedToolChoiceIn)
+    named = tuple(t for t in tools if t.name == choice.function.name)
+    if not named:
+        raise APIError(
+            400,
+            f"tool_choice.function.name: {choice.function.name!r} is not in tools",
+            param="tool_choice.function.name",
+            code="invalid_value",
+        )
+    return ToolCallConstraint(named, required=True, parallel=parallel), True
+
+
+def _choice_name(choice: str | NamedToolChoiceIn) -> str:
+    return choice if isinstance(choice, str) else choice.function.name
+
+
+def _hints(
+    messages: list[ChatMessage], tools: list[ToolSchema], segments: list[list[int]]
+) -> tuple[CacheHint, ...]:
+    """System prompt + tool list: the SYSTEM tier (shared by every request of an app);
+    the conversation after it: DEFAULT. The generation prompt stays unlabeled."""
+    has_header = bool(tools) or (bool(messages) and messages[0].role == "system")
+    header = len(segments[0]) if has_header and segments else 0
+    body_end = sum(len(s) for s in segments[:-1])
+    hints = []
+    if header:
+        hints.append(CacheHint(0, header, Tier.SYSTEM))
+    if body_end > header:
+        hints.append(CacheHint(header, body_end, Tier.DEFAULT))
+    return tuple(hints)

@@ -1,0 +1,175 @@
+"""``agentrt serve``: the REST server on the embedded engine (default) or a remote one.
+
+    agentrt serve --port 8000 --agents mypkg.agents:all --api-key $KEY
+
+SIGINT/SIGTERM stop accepting connections, let open responses finish (briefly), cancel
+running agent runs, then close the engine; a second SIGINT stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from agentrt import Agent
+from agentrt._engine_options_cli import add_engine_flags, engine_options
+
+from ._auth import ENV_KEYS, KeyRing, load_keys
+from ._config import ServerConfig
+from ._registry import BUILTIN_AGENTS, load_agents
+
+log = logging.getLogger("agentrt.server")
+
+
+def parse_bytes(text: str) -> int:
+    """``"512MiB"``, ``"4MB"``, ``"1048576"`` -> bytes."""
+    units = {
+        "kib": 2**10,
+        "mib": 2**20,
+        "gib": 2**30,
+        "kb": 10**3,
+        "mb": 10**6,
+        "gb": 10**9,
+        "b": 1,
+    }
+    low = text.strip().lower()
+    for suffix, factor in units.items():
+        if low.endswith(suffix) and low[: -len(suffix)].strip():
+            return int(float(low[: -len(suffix)]) * factor)
+    try:
+        return int(low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    add_engine_flags(p)  # the embedded engine's options, as every command spells them
+    remote = p.add_argument_group("remote engine and model name")
+    remote.add_argument("--engine", metavar="URL", help="a remote engine; default: embedded vLLM")
+    remote.add_argument(
+        "--served-model-name", help="the model name clients use (default: folder name)"
+    )
+    ag = p.add_argument_group("agents")
+    ag.add_argument(
+        "--agents",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="agents to serve: an Agent or a list of them (repeatable)",
+    )
+    ag.add_argument(
+        "--builtin-agents",
+        default="calculator",
+        help=f"comma-separated built-ins to serve ({', '.join(BUILTIN_AGENTS)}); '' for none",
+    )
+    sec = p.add_argument_group("safety")
+    sec.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help=f"accept this Bearer key (repeatable; also ${ENV_KEYS}, comma-separated)",
+    )
+    sec.add_argument(
+        "--api-keys-file",
+        metavar="PATH",
+        help="keys file: JSON list of {key, name, cache_salt} or 'KEY [NAME]' lines",
+    )
+    sec.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=64,
+        help="chat completions in flight + agent runs running; more get 429",
+    )
+    sec.add_argument("--max-body-bytes", type=parse_bytes, default=4 * 2**20)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
+    """Agents and configuration from the arguments (before any engine starts: fail fast).
+
+    Raises:
+        ValueError: naming the argument that is wrong.
+    """
+    agents: list[Agent] = []
+    for name in filter(None, (n.strip() for n in args.builtin_agents.split(","))):
+        if name not in BUILTIN_AGENTS:
+            raise ValueError(
+                f"--builtin-agents: unknown agent {name!r}; choose from {list(BUILTIN_AGENTS)}"
+            )
+        agents.append(BUILTIN_AGENTS[name]())
+    for spec in args.agents:
+        agents.extend(load_agents(spec))
+    keys: KeyRing = load_keys(args.api_key, os.environ.get(ENV_KEYS), args.api_keys_file)
+    config = ServerConfig(
+        keys=keys,
+        max_concurrency=args.max_concurrency,
+        max_body_bytes=args.max_body_bytes,
+        model_name=args.served_model_name,
+    )
+    return agents, config
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        agents, config = build(args)
+    except (ValueError, ImportError, OSError) as exc:
+        print(f"agentrt serve: {exc}", file=sys.stderr)
+        return 2
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not config.keys.enabled:
+        log.warning(
+            "listening on %s without API keys: anyone who can reach it may use it", args.host
+        )
+    return asyncio.run(_serve(args, agents, config))
+
+
+async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerConfig) -> int:
+    from agentrt import close_default_engine, resolve_engine
+    from agentrt.engine import Engine
+
+    from ._app import create_app
+    from ._config import default_model_name
+    from ._runner import EmbeddedServer, bound_socket, serve, uvicorn_config
+
+    engine: Engine
+    if args.engine:
+        engine = await resolve_engine(args.engine)
+    else:
+        from agentrt.engine import VLLMEngine
+
+        engine = await VLLMEngine.start(engine_options(args))
+    try:
+        app = create_app(engine, agents=agents, config=config)
+        sock = bound_socket(args.host, args.port)
+        server = EmbeddedServer(uvicorn_config(app, args.host, args.port, log_level=args.log_level))
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if server.should_exit:
+                server.force_exit = True  # second signal: do not wait for open responses
+            server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        print(
+            f"agentrt serve: http://{args.host}:{sock.getsockname()[1]} "
+            f"(model {config.model_name or default_model_name(engine)}, {len(agents)} agents, "
+            f"{'API keys on' if config.keys.enabled else 'no API keys'})",
+            file=sys.stderr,
+        )
+        await serve(server, sock)
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().remove_signal_handler(sig)
+        if args.engine:
+            await close_default_engine()
+        else:
+            await engine.aclose()

@@ -1,0 +1,89 @@
+"""``ServerConfig``: the settings of one server (limits, keys, stores), and its live state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from agentrt.engine import Engine
+
+from ._auth import ApiKey, KeyRing
+
+if TYPE_CHECKING:
+    from ._gate import Limiter
+    from ._metrics import Metrics
+    from ._registry import AgentRegistry
+    from ._runs import RunStore, SessionStore
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server behaves. Defaults suit one machine serving a few clients.
+
+    Attributes:
+        keys: accepted API keys (empty: no authentication).
+        max_concurrency: chat completions in flight plus agent runs running; more get 429.
+        max_body_bytes: larger request bodies get 413.
+        model_name: the name ``/v1/models`` lists (None: the engine's model folder name).
+        default_temperature: for requests that set none (OpenAI's default is 1).
+        max_finished_runs, run_ttl_s: finished runs kept for fetching (LRU, and TTL).
+        max_sessions, session_ttl_s: idle conversations kept for continuing (LRU, TTL).
+    """
+
+    keys: KeyRing = field(default_factory=KeyRing)
+    max_concurrency: int = 64
+    max_body_bytes: int = 4 * 2**20
+    model_name: str | None = None
+    default_temperature: float = 1.0
+    max_finished_runs: int = 256
+    run_ttl_s: float = 3600.0
+    max_sessions: int = 256
+    session_ttl_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrency", "max_body_bytes", "max_finished_runs", "max_sessions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("run_ttl_s", "session_ttl_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(slots=True)
+class ServerState:
+    """What every endpoint reaches through ``request.app.state.server``."""
+
+    engine: Engine
+    config: ServerConfig
+    model_name: str
+    limiter: Limiter
+    metrics: Metrics
+    agents: AgentRegistry
+    runs: RunStore
+    sessions: SessionStore
+
+    def model_names(self) -> tuple[str, ...]:
+        """Names a request's ``model`` may use: the listed name, or the engine's own."""
+        return (self.model_name, self.engine.info.model)
+
+
+def default_model_name(engine: Engine) -> str:
+    """The model folder's name for a path (``/models/SmolLM2-135M-Instruct``), else as is."""
+    model: str = engine.info.model
+    if "/" in model or "\\" in model:
+        return PurePath(model).name or model
+    return model
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.server
+    return state
+
+
+def api_key_of(request: Request) -> ApiKey | None:
+    """The caller's key (set by the gate), or None when authentication is off."""
+    key: ApiKey | None = request.scope.get("state", {}).get("api_key")
+    return key

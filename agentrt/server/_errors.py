@@ -1,0 +1,151 @@
+"""OpenAI-style error objects, and the one mapping from exceptions to HTTP responses.
+
+Every failure the server reports, before or during a stream, goes through
+``error_payload``, so a client sees the same ``{"error": {...}}`` object with the same
+status whichever layer noticed the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pydantic
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from agentrt.engine import EngineError, PromptTooLongError
+
+log = logging.getLogger("agentrt.server")
+
+_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class APIError(Exception):
+    """A request the server refuses or cannot serve, with the status and error object to send.
+
+    Args:
+        status: the HTTP status.
+        message: what went wrong, naming the bad field when there is one.
+        param: the request field at fault (``"messages[2].content"``), if any.
+        code: a stable machine-readable reason (``"model_not_found"``).
+        type: the OpenAI error type; derived from ``status`` when omitted.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type or _TYPE_BY_STATUS.get(status, "server_error")
+        self.headers = headers or {}
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("messages", 2, "content")`` -> ``"messages[2].content"`` (how OpenAI names params)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def from_validation(exc: pydantic.ValidationError, prefix: Sequence[int | str] = ()) -> APIError:
+    """The first problem of a pydantic validation error, as a 400 naming its field."""
+    first = exc.errors(include_url=False)[0]
+    where = field_path([*prefix, *first["loc"]])
+    msg = first["msg"]
+    return APIError(
+        400, f"{where}: {msg}" if where else msg, param=where or None, code="invalid_value"
+    )
+
+
+def as_api_error(exc: BaseException) -> APIError:
+    """Map any exception to the error a client should see."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, PromptTooLongError):
+        return APIError(400, str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, pydantic.ValidationError):
+        return from_validation(exc)
+    if isinstance(exc, RequestValidationError):
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return APIError(400, "request body is not valid JSON", code="invalid_json")
+        where = field_path([p for p in first["loc"] if p not in ("body", "path", "query")])
+        return APIError(400, f"{where}: {first['msg']}", param=where or None, code="invalid_value")
+    if isinstance(exc, StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return APIError(exc.status_code, str(exc.detail), code=code)
+    if isinstance(exc, EngineError):
+        return APIError(
+            503,
+            f"the engine could not serve the request: {exc}",
+            type="server_error",
+            code="engine_unavailable",
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return APIError(500, "internal server error", type="server_error", code="internal_error")
+
+
+def error_response(exc: BaseException) -> Response:
+    err = as_api_error(exc)
+    return Response(
+        orjson.dumps(err.payload()),
+        status_code=err.status,
+        media_type="application/json",
+        headers=err.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves the server as an OpenAI error object with its proper status."""
+
+    async def handle(_request: Request, exc: Exception) -> Response:
+        return error_response(exc)
+
+    for cls in (
+        APIError,
+        PromptTooLongError,
+        pydantic.ValidationError,
+        RequestValidationError,
+        StarletteHTTPException,
+        EngineError,
+        Exception,
+    ):
+        app.add_exception_handler(cls, handle)

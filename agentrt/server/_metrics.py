@@ -1,0 +1,137 @@
+"""Prometheus metrics of one server: requests, latencies, tokens, runs, and the engine's cache.
+
+Each app has its own registry (several apps may live in one process, e.g. in tests).
+Engine counters come from ``engine.stats()``, read when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agentrt.engine import EngineStats, RequestStats
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class _EngineCollector(Collector):
+    """Exposes the last ``EngineStats`` snapshot (refreshed before each scrape)."""
+
+    def __init__(self) -> None:
+        self.snapshot: EngineStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        if s is None:
+            return
+        yield CounterMetricFamily(
+            "agentrt_engine_prefix_cache_queries",
+            "Prompt tokens looked up in the engine's prefix cache",
+            value=s.prefix_cache_queries,
+        )
+        yield CounterMetricFamily(
+            "agentrt_engine_prefix_cache_hits",
+            "Prompt tokens found in the engine's prefix cache",
+            value=s.prefix_cache_hits,
+        )
+        yield GaugeMetricFamily(
+            "agentrt_engine_kv_cache_usage_ratio",
+            "Share of KV-cache blocks in use",
+            value=s.kv_usage,
+        )
+        yield GaugeMetricFamily(
+            "agentrt_engine_requests_running", "Requests the engine is running", value=s.num_running
+        )
+        yield GaugeMetricFamily(
+            "agentrt_engine_requests_waiting",
+            "Requests waiting in the engine's queue",
+            value=s.num_waiting,
+        )
+
+
+class Metrics:
+    """The server's metrics and the few calls that update them."""
+
+    def __init__(self, active: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "agentrt_http_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "agentrt_http_request_duration_seconds",
+            "Time from request to the end of the response (streams included)",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejected = Counter(
+            "agentrt_http_rejected", "Requests refused before routing", ["reason"], registry=r
+        )
+        self.prompt_tokens = Counter(
+            "agentrt_chat_prompt_tokens", "Prompt tokens of chat completions", registry=r
+        )
+        self.cached_tokens = Counter(
+            "agentrt_chat_cached_tokens",
+            "Prompt tokens of chat completions served from the prefix cache",
+            registry=r,
+        )
+        self.completion_tokens = Counter(
+            "agentrt_chat_completion_tokens", "Tokens generated for chat completions", registry=r
+        )
+        self.ttft = Histogram(
+            "agentrt_chat_time_to_first_token_seconds",
+            "Engine time to the first token of chat completions",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.runs = Counter(
+            "agentrt_agent_runs",
+            "Agent runs finished, by agent and status",
+            ["agent", "status"],
+            registry=r,
+        )
+        self.run_ftr = Histogram(
+            "agentrt_agent_run_ftr_seconds",
+            "Agent runs: arrival to the first token of the final answer",
+            ["agent"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        active_gauge = Gauge(
+            "agentrt_active_requests",
+            "Chat completions in flight plus agent runs running",
+            registry=r,
+        )
+        active_gauge.set_function(lambda: float(active()))
+        self._engine = _EngineCollector()
+        r.register(self._engine)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def observe_chat(self, stats: RequestStats) -> None:
+        self.prompt_tokens.inc(stats.prompt_tokens)
+        self.cached_tokens.inc(stats.cached_tokens)
+        self.completion_tokens.inc(stats.output_tokens)
+        if stats.ttft_s is not None:
+            self.ttft.observe(stats.ttft_s)
+
+    def observe_run(self, agent: str, status: str, ftr_s: float | None) -> None:
+        self.runs.labels(agent, status).inc()
+        if ftr_s is not None:
+            self.run_ftr.labels(agent).observe(ftr_s)
+
+    def render(self, engine: EngineStats | None) -> bytes:
+        """The text exposition, with ``engine`` as the engine's current snapshot."""
+        if engine is not None:
+            self._engine.snapshot = engine
+        return generate_latest(self.registry)

@@ -1,0 +1,171 @@
+"""Pydantic models of the OpenAI chat-completions API: the JSON edge of ``/v1/chat/completions``.
+
+Requests accept what the official ``openai`` Python client sends; fields this server does
+not implement are ignored unless ignoring them would change the answer (``n > 1``,
+``logprobs``), which is refused with a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    # Unknown fields are ignored, as OpenAI-compatible servers do: clients send extras.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ContentPartIn(_In):
+    type: str
+    text: str | None = None
+
+
+class FunctionCallIn(_In):
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCallIn(_In):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+class MessageIn(_In):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPartIn] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDefIn(_In):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefIn(_In):
+    type: Literal["function"]
+    function: FunctionDefIn
+
+
+class NamedFunctionIn(_In):
+    name: str
+
+
+class NamedToolChoiceIn(_In):
+    type: Literal["function"]
+    function: NamedFunctionIn
+
+
+class StreamOptionsIn(_In):
+    include_usage: bool = False
+
+
+class JsonSchemaSpecIn(_In):
+    name: str = "response"
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormatIn(_In):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpecIn | None = None
+
+
+class ChatCompletionRequest(_In):
+    model: str
+    messages: list[MessageIn] = Field(min_length=1)
+    tools: list[ToolDefIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoiceIn | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool | None = False
+    stream_options: StreamOptionsIn | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    response_format: ResponseFormatIn | None = None
+    n: int | None = Field(default=None, ge=1)
+    logprobs: bool | None = None
+    user: str | None = None
+    # vLLM's extension (``extra_body={"ignore_eos": True}``): decode exactly max_tokens.
+    ignore_eos: bool | None = None
+
+
+# ---- responses --------------------------------------------------------------------
+
+
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
+class AssistantMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    refusal: None = None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChoiceOut(BaseModel):
+    index: int = 0
+    message: AssistantMessageOut
+    logprobs: None = None
+    finish_reason: Literal["stop", "length", "tool_calls"]
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
+
+
+class ChatCompletionOut(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChoiceOut]
+    usage: UsageOut
+    system_fingerprint: str | None = None
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "agentrt"
+    max_model_len: int
+
+
+class ModelListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+def usage(prompt: int, completion: int, cached: int) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )
