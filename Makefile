@@ -16,4 +16,4 @@ test: setup
 
 lint: setup
 	@$(PY) -m ruff check agentrt engine tools tests examples
-	@$(PY) -m mypy agentrt engine tools
+	@bash scripts/typecheck.sh

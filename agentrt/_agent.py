@@ -8,7 +8,7 @@ continued over several turns with ``agent.session()``, or run from a plain scrip
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -101,7 +101,9 @@ class Agent:
         if len(set(names)) != len(names):
             raise ValueError(f"tool names must be unique, got {names}")
         if self.tool_choice not in ("auto", "required", "none") and self.tool_choice not in names:
-            raise ValueError(f"tool_choice {self.tool_choice!r} is not one of the agent's tools {names}")
+            raise ValueError(
+                f"tool_choice {self.tool_choice!r} is not one of the agent's tools {names}"
+            )
         if self.tool_choice == "required" and not self.tools:
             raise ValueError("tool_choice='required' needs at least one tool")
 
@@ -122,7 +124,7 @@ class Agent:
         """Answer one user message (a fresh session)."""
         return await self.session().run(message)
 
-    def stream(self, message: str) -> AsyncIterator[RunEvent]:
+    def stream(self, message: str) -> AsyncGenerator[RunEvent, None]:
         """Answer one user message, yielding events as they happen (a fresh session)."""
         return self.session().stream(message)
 

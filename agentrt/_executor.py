@@ -22,7 +22,9 @@ from ._parsers import MalformedCall, ParsedCall
 
 ToolCallId = NewType("ToolCallId", str)
 
-ErrorReason = Literal["malformed", "unknown_tool", "invalid_arguments", "refused", "exception", "timeout"]
+ErrorReason = Literal[
+    "malformed", "unknown_tool", "invalid_arguments", "refused", "exception", "timeout"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +118,12 @@ class ToolExecutor:
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
-            return ToolError(call_id, call.name, "unknown_tool",
-                             f"there is no tool named {call.name!r} (available: {known})")
+            return ToolError(
+                call_id,
+                call.name,
+                "unknown_tool",
+                f"there is no tool named {call.name!r} (available: {known})",
+            )
         problem = validation_error(tool, call.arguments)
         if problem is not None:
             return ToolError(call_id, call.name, "invalid_arguments", problem)
@@ -125,11 +131,11 @@ class ToolExecutor:
 
     def expected_latency(self, names: Sequence[str]) -> float:
         """How long a batch of concurrent calls should take: the slowest one's estimate."""
-        return self.latency.expected_batch(
-            [self.tools.get(n, n) for n in names]  # type: ignore[misc]
-        )
+        return float(self.latency.expected_batch([self.tools.get(n, n) for n in names]))
 
-    async def run(self, call: ParsedCall | MalformedCall, call_id: ToolCallId, detected_t: float) -> ToolSpan:
+    async def run(
+        self, call: ParsedCall | MalformedCall, call_id: ToolCallId, detected_t: float
+    ) -> ToolSpan:
         """Validate and run one call; always returns (errors become ``ToolError``)."""
         start = now()
         name = call.name if isinstance(call, ParsedCall) else ""
@@ -150,7 +156,9 @@ class ToolExecutor:
             with anyio.fail_after(limit):
                 content = await tool.invoke(args)
         except TimeoutError:
-            return ToolError(call_id, tool.name, "timeout", f"tool {tool.name!r} took longer than {limit:g} s")
+            return ToolError(
+                call_id, tool.name, "timeout", f"tool {tool.name!r} took longer than {limit:g} s"
+            )
         except ToolFailure as exc:
             return ToolError(call_id, tool.name, "refused", str(exc))
         except anyio.get_cancelled_exc_class():

@@ -7,8 +7,9 @@ still holds everything before it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
 from agentrt.engine import ChatMessage, ChatTokenizer, SessionId, Tier, ToolSchema
@@ -48,12 +49,16 @@ class Session:
         """Append the header (first turn only) and the user's message to log and messages."""
         if not self.messages:
             self.messages.append(ChatMessage("system", self.agent.instructions))
-            self.log.append(tok.render_header(self.agent.instructions, tools), "system", Tier.SYSTEM)
+            self.log.append(
+                tok.render_header(self.agent.instructions, tools), "system", Tier.SYSTEM
+            )
         user = ChatMessage("user", message)
         self.messages.append(user)
         self.log.append(tok.render_message(user), "user", Tier.USER_QUERY)
 
-    def add_response(self, tok: ChatTokenizer, generated: Sequence[int], message: ChatMessage, tier: Tier) -> None:
+    def add_response(
+        self, tok: ChatTokenizer, generated: Sequence[int], message: ChatMessage, tier: Tier
+    ) -> None:
         """Append the model's tokens verbatim, then close its turn (split A ends here)."""
         self.log.append(generated, "assistant", tier)
         if not generated or generated[-1] != tok.im_end_id:
@@ -71,7 +76,7 @@ class Session:
         """Answer ``message``, continuing the conversation."""
         return await self._turn(message, _ignore)
 
-    async def stream(self, message: str) -> AsyncIterator[RunEvent]:
+    async def stream(self, message: str) -> AsyncGenerator[RunEvent, None]:
         """Answer ``message``, yielding events; closing the iterator cancels the turn."""
         queue: asyncio.Queue[RunEvent | _Failed] = asyncio.Queue()
 
@@ -94,20 +99,26 @@ class Session:
         finally:
             if not task.done():
                 task.cancel()
-            try:
+            # The consumer already got the error, or left early: nothing more to report.
+            with contextlib.suppress(BaseException):
                 await task
-            except BaseException:  # the consumer already got the error, or left early
-                pass
 
     async def _turn(self, message: str, emit: _Emit) -> RunResult:
         if self._busy:
             raise RuntimeError("a session runs one turn at a time")
         self._busy = True
+        mark, n_messages = self.log.checkpoint(), len(self.messages)
         try:
             from ._turn import TurnRunner
 
             engine = await resolve_engine(self.agent.engine)
             return await TurnRunner(self, engine, emit).run(message)
+        except BaseException:
+            # A cancelled or failed turn leaves no half-written turn behind: the session
+            # can be continued as if the message had never been sent.
+            self.log.rollback(mark)
+            del self.messages[n_messages:]
+            raise
         finally:
             self._busy = False
 

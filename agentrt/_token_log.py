@@ -82,7 +82,22 @@ class TokenLog:
                 merged.append((s.start, s.end, s.tier))
         if pending_ttl_s is None:
             return tuple(CacheHint(a, b, t) for a, b, t in merged)
-        return tuple(CacheHint(a, b, Tier.SPLIT_PENDING, pending_ttl_s, base=t) for a, b, t in merged)
+        return tuple(
+            CacheHint(a, b, Tier.SPLIT_PENDING, pending_ttl_s, base=t) for a, b, t in merged
+        )
+
+    def checkpoint(self) -> int:
+        """A mark to roll back to (the number of segments so far)."""
+        return len(self._segments)
+
+    def rollback(self, mark: int) -> None:
+        """Forget the segments appended after ``mark``: a turn that failed never happened.
+
+        This is the only way anything leaves the log; it is never used within a turn.
+        """
+        if mark < len(self._segments):
+            del self._tokens[self._segments[mark].start :]
+            del self._segments[mark:]
 
     def check_integrity(self) -> None:
         """Assert the contiguity invariant (tests and debug runs call this)."""

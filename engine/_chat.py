@@ -57,7 +57,9 @@ class ChatMessage:
 
     def __post_init__(self) -> None:
         if self.role not in ("system", "user", "assistant", "tool"):
-            raise ValueError(f"ChatMessage.role must be system/user/assistant/tool, got {self.role!r}")
+            raise ValueError(
+                f"ChatMessage.role must be system/user/assistant/tool, got {self.role!r}"
+            )
         if self.tool_calls and self.role != "assistant":
             raise ValueError("ChatMessage.tool_calls is only allowed on assistant messages")
 
@@ -154,7 +156,9 @@ def render_with_template(
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.filters["tojson"] = dumps
     return env.from_string(template_source()).render(
-        messages=list(messages), tools=list(tools or []), add_generation_prompt=add_generation_prompt
+        messages=list(messages),
+        tools=list(tools or []),
+        add_generation_prompt=add_generation_prompt,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -47,7 +47,9 @@ class HTTPEngine:
     HTTP response, which makes the server abort the request.
     """
 
-    def __init__(self, client: httpx.AsyncClient, tokenizer: ChatTokenizer, info: EngineInfo, num_blocks: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, tokenizer: ChatTokenizer, info: EngineInfo, num_blocks: int
+    ) -> None:
         self._client = client
         self._tokenizer = tokenizer
         self._info = info
@@ -72,8 +74,12 @@ class HTTPEngine:
             EngineError: the server is unreachable, or no tokenizer can be had.
         """
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, transport=transport,
-                                   timeout=httpx.Timeout(timeout_s, connect=10.0))
+        client = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+        )
         try:
             models = (await client.get("/v1/models")).raise_for_status().json()["data"]
             info_resp = await client.get("/agentrt/info")
@@ -88,7 +94,9 @@ class HTTPEngine:
             chat_tok = ChatTokenizer(HFCodec.from_json_str(extra["tokenizer_json"]))
         else:
             await client.aclose()
-            raise EngineError(f"{url} does not serve its tokenizer; pass tokenizer=<local model folder>")
+            raise EngineError(
+                f"{url} does not serve its tokenizer; pass tokenizer=<local model folder>"
+            )
         info = EngineInfo(
             model=str(model["id"]),
             max_model_len=int(extra.get("max_model_len") or model.get("max_model_len") or 4096),
@@ -137,7 +145,7 @@ class HTTPEngine:
             body["vllm_xargs"] = xargs
         return body
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         if len(request.prompt) >= self._info.max_model_len:
             raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
         rid = request.request_id or RequestId(f"agentrt-{self._prefix}-{next(self._ids)}")
@@ -146,7 +154,9 @@ class HTTPEngine:
         n_out, cached = 0, 0
         finish: FinishReason = "abort"
         pending: TokenDelta | None = None
-        async with self._client.stream("POST", "/v1/completions", json=self._body(request, rid)) as resp:
+        async with self._client.stream(
+            "POST", "/v1/completions", json=self._body(request, rid)
+        ) as resp:
             if resp.status_code != 200:
                 await resp.aread()
                 raise _error_from(resp)
@@ -170,7 +180,9 @@ class HTTPEngine:
                         first = t
                     n_out += len(ids)
                     if choice.get("finish_reason"):
-                        finish = _finish(choice["finish_reason"], request, self._tokenizer.im_end_id)
+                        finish = _finish(
+                            choice["finish_reason"], request, self._tokenizer.im_end_id
+                        )
                     # Hold one delta back: the last one must carry the stats (usage comes after).
                     if pending is not None:
                         yield pending
@@ -190,8 +202,14 @@ class HTTPEngine:
         priority: int = 0,
     ) -> PrefillStats:
         t0 = now()
-        req = GenerateRequest(tuple(prompt), SamplingOptions(max_tokens=1), hints=tuple(hints),
-                              session=session, cache_salt=cache_salt, priority=priority)
+        req = GenerateRequest(
+            tuple(prompt),
+            SamplingOptions(max_tokens=1),
+            hints=tuple(hints),
+            session=session,
+            cache_salt=cache_salt,
+            priority=priority,
+        )
         stats: RequestStats | None = None
         async for d in self.generate(req):
             stats = d.stats or stats

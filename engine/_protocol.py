@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -38,7 +38,8 @@ class PromptTooLongError(ValueError):
 class Engine(Protocol):
     """An LLM engine driven by token ids.
 
-    Invariants every implementation keeps:
+    Invariants every implementation keeps (``generate`` is an async generator, so
+    ``contextlib.aclosing`` closes it deterministically):
       * ``generate`` yields deltas in order, each stamped with a monotonic time, and the
         last one carries ``RequestStats``; closing the iterator early aborts the request.
       * ``prefill`` leaves the prompt's full blocks in the prefix cache and produces no
@@ -52,7 +53,7 @@ class Engine(Protocol):
     @property
     def info(self) -> EngineInfo: ...
 
-    def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]: ...
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]: ...
 
     async def prefill(
         self,

@@ -10,8 +10,9 @@ On a virtual-time event loop every timestamp is exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -189,7 +190,7 @@ class ScriptedEngine:
             self._wake = asyncio.Event()
             self._loop_task = asyncio.get_running_loop().create_task(self._run_steps())
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         r = self._admit(request)
         try:
             while True:
@@ -221,8 +222,13 @@ class ScriptedEngine:
     ) -> PrefillStats:
         t0 = now()
         req = GenerateRequest(
-            tuple(prompt), SamplingOptions(max_tokens=1), hints=tuple(hints), session=session,
-            priority=priority, cache_salt=cache_salt, forced_output=(self._tokenizer.im_end_id,),
+            tuple(prompt),
+            SamplingOptions(max_tokens=1),
+            hints=tuple(hints),
+            session=session,
+            priority=priority,
+            cache_salt=cache_salt,
+            forced_output=(self._tokenizer.im_end_id,),
         )
         stats: RequestStats | None = None
         async for d in self.generate(req):
@@ -287,7 +293,9 @@ class ScriptedEngine:
     def _schedule_waiting(self) -> None:
         while self._waiting and len(self._running) < self.timing.max_num_seqs:
             r = self._waiting[0]
-            need = self.cache.free_blocks_needed(self.cache.block_keys(r.req.prompt, r.req.cache_salt))
+            need = self.cache.free_blocks_needed(
+                self.cache.block_keys(r.req.prompt, r.req.cache_salt)
+            )
             if not self.cache.can_allocate(need):
                 if not self._running:
                     self._waiting.pop(0)
@@ -302,7 +310,9 @@ class ScriptedEngine:
     def _fail(self, r: _Req, why: str) -> None:
         r.done = True
         t = now()
-        stats = RequestStats(r.rid, len(r.req.prompt), 0, 0, "error", r.arrival_t, None, t, error=why)
+        stats = RequestStats(
+            r.rid, len(r.req.prompt), 0, 0, "error", r.arrival_t, None, t, error=why
+        )
         r.queue.put_nowait(TokenDelta((), "", t, stats))
 
     def _emit(self, r: _Req, t: float) -> None:
@@ -351,10 +361,8 @@ class ScriptedEngine:
         self._closed = True
         if self._loop_task is not None:
             self._loop_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-            except asyncio.CancelledError:
-                pass
             self._loop_task = None
 
     async def __aenter__(self) -> Self:

@@ -53,11 +53,15 @@ def server_argv(engine: EngineOptions, serve: ServeOptions) -> tuple[list[str], 
     for key, value in args.items():
         argv += _flag(key, value)
     argv += [
-        "--host", serve.host,
-        "--port", str(serve.port),
-        "--chat-template", str(Path(str(template))),
+        "--host",
+        serve.host,
+        "--port",
+        str(serve.port),
+        "--chat-template",
+        str(Path(str(template))),
         "--enable-prompt-tokens-details",
-        "--served-model-name", serve.served_model_name or Path(model).name,
+        "--served-model-name",
+        serve.served_model_name or Path(model).name,
     ]
     if serve.api_key:
         argv += ["--api-key", serve.api_key]

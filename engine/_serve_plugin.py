@@ -43,7 +43,11 @@ class AgentrtEndpoints:
 
     def _hints_enabled(self) -> bool:
         sched = getattr(self._engine.vllm_config.scheduler_config, "scheduler_cls", None)
-        name = sched if isinstance(sched, str) else f"{getattr(sched, '__module__', '')}.{getattr(sched, '__name__', '')}"
+        name = (
+            sched
+            if isinstance(sched, str)
+            else f"{getattr(sched, '__module__', '')}.{getattr(sched, '__name__', '')}"
+        )
         return name in (TIER_SCHEDULER, ASYNC_TIER_SCHEDULER)
 
     async def _info(self) -> Response:
@@ -66,8 +70,12 @@ class AgentrtEndpoints:
         from ._tier_wire import fetch_tier_stats
 
         stats = await fetch_tier_stats(self._engine)
-        return JSONResponse({k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
-                             for k, v in stats.items()})
+        return JSONResponse(
+            {
+                k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
+                for k, v in stats.items()
+            }
+        )
 
 
 @functools.cache

@@ -49,8 +49,14 @@ class SimPrefixCache:
     last left the free lists.
     """
 
-    def __init__(self, block_size: int, capacity: int | None, *, use_tiers: bool = True,
-                 pending_cap: float = 0.5) -> None:
+    def __init__(
+        self,
+        block_size: int,
+        capacity: int | None,
+        *,
+        use_tiers: bool = True,
+        pending_cap: float = 0.5,
+    ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.block_size = block_size
@@ -114,7 +120,9 @@ class SimPrefixCache:
         blk.refs += 1
         return blk, cached
 
-    def allocate(self, prompt: Sequence[int], salt: str | None, prompt_len: int, now_s: float = 0.0) -> Allocation:
+    def allocate(
+        self, prompt: Sequence[int], salt: str | None, prompt_len: int, now_s: float = 0.0
+    ) -> Allocation:
         """Pin the prompt's blocks, reusing the cached prefix (vLLM never caches the last token).
 
         Raises:
@@ -134,15 +142,23 @@ class SimPrefixCache:
         self.hits += hit_blocks * self.block_size
         return Allocation(tuple(keys), hit_blocks * self.block_size)
 
-    def extend(self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0) -> Allocation:
+    def extend(
+        self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0
+    ) -> Allocation:
         """Pin the blocks that generated tokens filled (``tokens`` = prompt + output so far)."""
         extra = self.block_keys(tokens, salt)[len(alloc.keys) :]
         for k in extra:
             self._pin(k, now_s)
         return Allocation(alloc.keys + tuple(extra), alloc.cached_tokens)
 
-    def free(self, alloc: Allocation, hints: Sequence[CacheHint], session: SessionId | None, *,
-             now_s: float = 0.0) -> None:
+    def free(
+        self,
+        alloc: Allocation,
+        hints: Sequence[CacheHint],
+        session: SessionId | None,
+        *,
+        now_s: float = 0.0,
+    ) -> None:
         """Unpin a request's blocks, labelling each with the highest overlapping hint."""
         bs = self.block_size
         room = self._pending_room(now_s) if any(h.tier == Tier.SPLIT_PENDING for h in hints) else 0
@@ -150,7 +166,11 @@ class SimPrefixCache:
             blk = self._blocks[k]
             best: CacheHint | None = None
             for h in hints:
-                if h.start < (i + 1) * bs and h.end > i * bs and (best is None or h.tier > best.tier):
+                if (
+                    h.start < (i + 1) * bs
+                    and h.end > i * bs
+                    and (best is None or h.tier > best.tier)
+                ):
                     best = h
             if best is not None and best.tier == Tier.SPLIT_PENDING:
                 if room <= 0:  # the cap: pending labels can never starve admission
@@ -174,7 +194,9 @@ class SimPrefixCache:
         if self._pending_cap is None:
             return len(self._blocks) + 1
         pending = self._free[int(Tier.SPLIT_PENDING)]
-        return self._pending_cap - sum(1 for b in pending.values() if b.tier_at(now_s) == Tier.SPLIT_PENDING)
+        return self._pending_cap - sum(
+            1 for b in pending.values() if b.tier_at(now_s) == Tier.SPLIT_PENDING
+        )
 
     def release(self, session: SessionId) -> None:
         """Demote a finished run's blocks to SCRATCH (evicted first), keeping SYSTEM ones."""
@@ -233,4 +255,6 @@ class SimPrefixCache:
         assert len(listed) == len(set(listed)) == self._free_count, "free lists out of sync"
         for b in self._blocks.values():
             assert b.refs >= 0, f"block {b.key} has negative refcount {b.refs}"
-            assert (b.refs == 0) == (b.key in set(listed)), f"block {b.key} free-list membership wrong"
+            assert (b.refs == 0) == (b.key in set(listed)), (
+                f"block {b.key} free-list membership wrong"
+            )

@@ -58,9 +58,14 @@ class CacheHint:
 
     @classmethod
     def from_wire(cls, item: Sequence[Any]) -> CacheHint:
-        start, end, tier, ttl, base = (list(item) + [None, int(Tier.DEFAULT)])[:5]
-        return cls(int(start), int(end), Tier(int(tier)), None if ttl is None else float(ttl),
-                   Tier(int(base)))
+        start, end, tier, ttl, base = [*list(item), None, int(Tier.DEFAULT)][:5]
+        return cls(
+            int(start),
+            int(end),
+            Tier(int(tier)),
+            None if ttl is None else float(ttl),
+            Tier(int(base)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

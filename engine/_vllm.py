@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -18,6 +18,7 @@ from ._clock import now
 from ._constraints import structured_outputs_args
 from ._model import resolve_model
 from ._protocol import EngineError, PromptTooLongError
+from ._tier_wire import fetch_tier_stats
 from ._tokenizer import ChatTokenizer
 from ._types import (
     CacheHint,
@@ -32,7 +33,6 @@ from ._types import (
     SessionId,
     TokenDelta,
 )
-from ._tier_wire import fetch_tier_stats
 from ._vllm_args import build_engine_args, sampling_params
 
 if TYPE_CHECKING:
@@ -129,14 +129,16 @@ class VLLMEngine:
         if len(request.prompt) >= self._info.max_model_len:
             raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         self._check(request)
         from vllm.inputs.engine import tokens_input
 
         rid = self._new_id(request)
         release, self._pending_release = self._pending_release, []
         params = sampling_params(
-            request, release, self._info.max_model_len,
+            request,
+            release,
+            self._info.max_model_len,
             structured=structured_outputs_args(request.constraint) if request.constraint else None,
             hints=self._info.supports_hints,
         )
@@ -163,8 +165,10 @@ class VLLMEngine:
                     continue
                 finish = _finish_reason(comp.finish_reason, request, ids, self._tokenizer.im_end_id)
                 m = out.metrics
-                if m is not None and getattr(m, "scheduled_ts", 0) and getattr(m, "queued_ts", 0):
-                    queue_s = max(0.0, m.scheduled_ts - m.queued_ts)
+                scheduled = getattr(m, "scheduled_ts", 0.0) if m is not None else 0.0
+                queued = getattr(m, "queued_ts", 0.0) if m is not None else 0.0
+                if scheduled and queued:
+                    queue_s = max(0.0, float(scheduled) - float(queued))
                 stats = RequestStats(
                     rid, len(request.prompt), cached, n_out, finish, arrival, first, t, queue_s
                 )
@@ -185,8 +189,12 @@ class VLLMEngine:
     ) -> PrefillStats:
         t0 = now()
         req = GenerateRequest(
-            tuple(prompt), SamplingOptions(max_tokens=1), hints=tuple(hints), session=session,
-            cache_salt=cache_salt, priority=priority,
+            tuple(prompt),
+            SamplingOptions(max_tokens=1),
+            hints=tuple(hints),
+            session=session,
+            cache_salt=cache_salt,
+            priority=priority,
         )
         stats: RequestStats | None = None
         async for delta in self.generate(req):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import anyio
 import pytest
@@ -50,15 +50,24 @@ class FirstCallForced:
     def info(self) -> EngineInfo:
         return self.inner.info
 
-    def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         self.calls += 1
         if self.calls == 1:
             request = dataclasses.replace(request, constraint=RegexConstraint(self.pattern))
         return self.inner.generate(request)
 
-    async def prefill(self, prompt: Sequence[int], hints: Sequence[CacheHint] = (), session: SessionId | None = None,
-                      *, cache_salt: str | None = None, priority: int = 0) -> PrefillStats:
-        return await self.inner.prefill(prompt, hints, session, cache_salt=cache_salt, priority=priority)
+    async def prefill(
+        self,
+        prompt: Sequence[int],
+        hints: Sequence[CacheHint] = (),
+        session: SessionId | None = None,
+        *,
+        cache_salt: str | None = None,
+        priority: int = 0,
+    ) -> PrefillStats:
+        return await self.inner.prefill(
+            prompt, hints, session, cache_salt=cache_salt, priority=priority
+        )
 
     async def release(self, session: SessionId) -> None:
         await self.inner.release(session)
@@ -77,9 +86,14 @@ class FirstCallForced:
 
 
 async def test_agent_with_a_real_tool_completes(vllm_engine: Engine) -> None:
-    agent = Agent(instructions="You are a calculator. Use the tool, then answer briefly.",
-                  tools=[calculator], engine=vllm_engine, tool_choice="required", sampling=SAMPLING,
-                  max_iterations=3)
+    agent = Agent(
+        instructions="You are a calculator. Use the tool, then answer briefly.",
+        tools=[calculator],
+        engine=vllm_engine,
+        tool_choice="required",
+        sampling=SAMPLING,
+        max_iterations=3,
+    )
     result = await agent.run("What is 12 * 7?")
     assert result.status in ("completed", "max_iterations")
     first_span = result.iterations[0].tools[0]
@@ -90,8 +104,14 @@ async def test_agent_with_a_real_tool_completes(vllm_engine: Engine) -> None:
 
 
 async def test_second_call_reuses_previous_prompt_and_generated_tokens(vllm_engine: Engine) -> None:
-    agent = Agent(instructions="Use the calculator tool. " * 40, tools=[calculator],
-                  engine=vllm_engine, tool_choice="calculator", sampling=SAMPLING, max_iterations=2)
+    agent = Agent(
+        instructions="Use the calculator tool. " * 40,
+        tools=[calculator],
+        engine=vllm_engine,
+        tool_choice="calculator",
+        sampling=SAMPLING,
+        max_iterations=2,
+    )
     result = await agent.run("Compute 2 ** 10 please.")
     first, second = result.iterations[:2]
     bs = vllm_engine.info.block_size
@@ -135,8 +155,15 @@ async def test_tool_errors_reach_the_model_and_the_run_survives(
     vllm_engine: Engine, tools: list[object], call: str, reason: str
 ) -> None:
     engine = FirstCallForced(vllm_engine, call)
-    agent = Agent(instructions="Use tools.", tools=tools, engine=engine, sampling=SAMPLING,  # type: ignore[arg-type]
-                  max_iterations=2, constrain_calls=False, switches=Switches())
+    agent = Agent(
+        instructions="Use tools.",
+        tools=tools,
+        engine=engine,
+        sampling=SAMPLING,  # type: ignore[arg-type]
+        max_iterations=2,
+        constrain_calls=False,
+        switches=Switches(),
+    )
     result: RunResult = await agent.run("Go.")
     span = result.iterations[0].tools[0]
     assert isinstance(span.result, ToolError) and span.result.reason == reason

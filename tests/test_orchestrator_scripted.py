@@ -35,14 +35,21 @@ def call_text(name: str, args: dict[str, object], *, compact: bool = False) -> s
 
 
 def make_engine(replies: list[str]) -> ScriptedEngine:
-    return ScriptedEngine(replies, timing=TimingModel(prefill_s_per_token=P, decode_step_s=D), block_size=BLOCK)
+    return ScriptedEngine(
+        replies, timing=TimingModel(prefill_s_per_token=P, decode_step_s=D), block_size=BLOCK
+    )
 
 
 def run(replies: list[str], switches: Switches) -> tuple[RunResult, ScriptedEngine]:
     async def main() -> tuple[RunResult, ScriptedEngine]:
         engine = make_engine(replies)
-        agent = Agent(instructions="Be brief.", tools=[search], engine=engine, switches=switches,
-                      constrain_calls=False)
+        agent = Agent(
+            instructions="Be brief.",
+            tools=[search],
+            engine=engine,
+            switches=switches,
+            constrain_calls=False,
+        )
         result = await agent.run("Find x.")
         await engine.aclose()
         return result, engine
@@ -120,7 +127,14 @@ def test_parallel_calls_each_start_when_their_own_json_closes() -> None:
     a, b = result.iterations[0].tools
     gap = len("\n</tool_call>\n") + len(call_text("search", {"q": "b"})) - len("\n</tool_call>")
     assert b.start_t - a.start_t == pytest.approx(gap * D)
-    assert [m.role for m in result.messages] == ["system", "user", "assistant", "tool", "tool", "assistant"]
+    assert [m.role for m in result.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
 
 
 def test_token_log_prompt_extends_the_previous_prompt_exactly() -> None:
@@ -142,3 +156,36 @@ def test_hints_label_system_query_and_tool_output() -> None:
 def test_baseline_sends_no_hints_and_no_priority() -> None:
     _, engine = run(REPLIES, Switches.baseline())
     assert all(r.hints == () and r.priority == 0 for r in engine.requests)
+
+
+def test_a_cancelled_turn_leaves_the_session_as_before() -> None:
+    async def main() -> tuple[int, int, int, int, str]:
+        engine = make_engine([REPLIES[0], "first answer", "second answer"])
+        agent = Agent(
+            instructions="Be brief.", tools=[search], engine=engine, constrain_calls=False
+        )
+        session = agent.session()
+        with anyio.move_on_after(0.3):  # cancels the turn while its tool is running
+            await session.run("Find x.")
+        before = (len(session.log), len(session.messages))
+        result = await session.run("Just answer.")
+        session.log.check_integrity()
+        await engine.aclose()
+        return (*before, len(result.iterations), result.messages[1].role, result.final_text)
+
+    log_len, n_messages, iterations, role, text = run_virtual(main)
+    assert (log_len, n_messages) == (0, 0)
+    assert iterations == 1 and role == "user" and text == "first answer"
+
+
+def test_a_session_continues_on_the_same_token_log() -> None:
+    async def main() -> tuple[tuple[int, ...], tuple[int, ...]]:
+        engine = make_engine(["Hi.", "Still here."])
+        session = Agent(instructions="Be brief.", engine=engine).session()
+        await session.run("Hello")
+        await session.run("Are you there?")
+        await engine.aclose()
+        return engine.requests[0].prompt, engine.requests[1].prompt
+
+    first, second = run_virtual(main)
+    assert second[: len(first)] == first and len(second) > len(first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -22,12 +23,22 @@ from agentrt._parsers import (
 _plain = st.text(alphabet=st.sampled_from(list("abc xyz\n.,:<>/{}\"'é😀")), max_size=20).filter(
     lambda s: "<tool_call>" not in s and not s.endswith("<")
 )
-_scalar = st.none() | st.booleans() | st.integers(-99, 99) | st.text(
-    alphabet=st.sampled_from(list('ab "\\{}[]<>/\n\té')), max_size=10
+_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-99, 99)
+    | st.text(alphabet=st.sampled_from(list('ab "\\{}[]<>/\n\té')), max_size=10)
 )
 _args = st.dictionaries(
     st.sampled_from(["q", "city", "n", "path"]),
-    st.recursive(_scalar, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["k", "v"]), inner, max_size=2), max_leaves=4),
+    st.recursive(
+        _scalar,
+        lambda inner: (
+            st.lists(inner, max_size=2)
+            | st.dictionaries(st.sampled_from(["k", "v"]), inner, max_size=2)
+        ),
+        max_leaves=4,
+    ),
     max_size=3,
 )
 _call = st.tuples(st.sampled_from(["search", "get_weather", "calc"]), _args)
@@ -36,7 +47,7 @@ _call = st.tuples(st.sampled_from(["search", "get_weather", "calc"]), _args)
 def run(parser: ToolCallParser, stream: str, cuts: list[int]) -> list[list[ParseEvent]]:
     """Feed ``stream`` split at ``cuts``; return the events of each feed (finish last)."""
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
-    per_feed = [parser.feed(stream[a:b]) for a, b in zip(points, points[1:], strict=False)]
+    per_feed = [parser.feed(stream[a:b]) for a, b in itertools.pairwise(points)]
     per_feed.append(parser.finish())
     return per_feed, points
 
@@ -51,11 +62,15 @@ def text_of(per_feed: list[list[ParseEvent]]) -> str:
 
 def feed_index_of(points: list[int], pos: int) -> int:
     """Which feed delivers the character at ``pos``."""
-    return next(i for i, (a, b) in enumerate(zip(points, points[1:], strict=False)) if a <= pos < b)
+    return next(i for i, (a, b) in enumerate(itertools.pairwise(points)) if a <= pos < b)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(_plain, _call), max_size=4), _plain, st.lists(st.integers(0, 10_000), max_size=12))
+@given(
+    st.lists(st.tuples(_plain, _call), max_size=4),
+    _plain,
+    st.lists(st.integers(0, 10_000), max_size=12),
+)
 def test_hermes_any_split_gives_same_calls_each_when_its_json_closes(
     parts: list[tuple[str, tuple[str, dict[str, Any]]]], tail: str, cuts: list[int]
 ) -> None:
@@ -76,20 +91,29 @@ def test_hermes_any_split_gives_same_calls_each_when_its_json_closes(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_call, min_size=1, max_size=3), st.sampled_from(["", "<|python_tag|>", "  "]),
-       st.lists(st.integers(0, 10_000), max_size=10))
-def test_llama3_any_split_gives_same_calls(calls: list[tuple[str, dict[str, Any]]], prefix: str,
-                                           cuts: list[int]) -> None:
+@given(
+    st.lists(_call, min_size=1, max_size=3),
+    st.sampled_from(["", "<|python_tag|>", "  "]),
+    st.lists(st.integers(0, 10_000), max_size=10),
+)
+def test_llama3_any_split_gives_same_calls(
+    calls: list[tuple[str, dict[str, Any]]], prefix: str, cuts: list[int]
+) -> None:
     stream = prefix + "; ".join(json.dumps({"name": n, "parameters": a}) for n, a in calls)
     per_feed, _ = run(Llama3JsonParser(), stream, cuts)
     assert calls_of(per_feed) == calls
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_call, min_size=1, max_size=3), _plain, st.booleans(),
-       st.lists(st.integers(0, 10_000), max_size=10))
-def test_mistral_any_split_gives_same_calls(calls: list[tuple[str, dict[str, Any]]], before: str,
-                                            array_form: bool, cuts: list[int]) -> None:
+@given(
+    st.lists(_call, min_size=1, max_size=3),
+    _plain,
+    st.booleans(),
+    st.lists(st.integers(0, 10_000), max_size=10),
+)
+def test_mistral_any_split_gives_same_calls(
+    calls: list[tuple[str, dict[str, Any]]], before: str, array_form: bool, cuts: list[int]
+) -> None:
     if array_form:
         body = json.dumps([{"name": n, "arguments": a} for n, a in calls])
         stream = before + "[TOOL_CALLS]" + body
@@ -101,13 +125,35 @@ def test_mistral_any_split_gives_same_calls(calls: list[tuple[str, dict[str, Any
 
 
 _fuzz_alphabet = st.sampled_from(
-    ["<tool_call>", "</tool_call>", "[TOOL_CALLS]", "[ARGS]", "<|python_tag|>", "{", "}", "[", "]",
-     '"', "\\", ":", ",", ";", "name", "arguments", " ", "\n", "x", "1"]
+    [
+        "<tool_call>",
+        "</tool_call>",
+        "[TOOL_CALLS]",
+        "[ARGS]",
+        "<|python_tag|>",
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        "\\",
+        ":",
+        ",",
+        ";",
+        "name",
+        "arguments",
+        " ",
+        "\n",
+        "x",
+        "1",
+    ]
 )
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(_fuzz_alphabet, max_size=40).map("".join), st.lists(st.integers(0, 10_000), max_size=8))
+@given(
+    st.lists(_fuzz_alphabet, max_size=40).map("".join), st.lists(st.integers(0, 10_000), max_size=8)
+)
 def test_fuzzed_input_never_raises(stream: str, cuts: list[int]) -> None:
     for parser in (HermesParser(), Llama3JsonParser(), MistralParser()):
         per_feed, _ = run(parser, stream, cuts)

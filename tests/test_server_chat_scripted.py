@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -99,7 +99,7 @@ class OneChunk:
     def info(self) -> EngineInfo:
         return self.inner.info
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         deltas = [d async for d in self.inner.generate(request)]
         ids = tuple(t for d in deltas for t in d.token_ids)
         yield TokenDelta(ids, "".join(d.text for d in deltas), deltas[-1].t, deltas[-1].stats)
@@ -140,7 +140,7 @@ class FailsAt(OneChunk):
         super().__init__(inner)
         self.after = after
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         if self.after is None:
             raise EngineError("engine core died")
         n = 0

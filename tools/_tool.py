@@ -133,7 +133,7 @@ def schema_from_function(fn: Callable[..., Any]) -> dict[str, Any]:
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, pydantic.Field(default, description=arg_docs.get(pname)))
     model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
-    schema = model.model_json_schema()
+    schema: dict[str, Any] = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)

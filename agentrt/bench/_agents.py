@@ -27,8 +27,16 @@ from ._output import bar_chart, markdown_table, out_dir, write_json
 from ._overhead import measure as measure_overhead
 from ._overhead import overhead_rows
 
-CITIES = {"paris": 2102650, "lyon": 522250, "berlin": 3685265, "madrid": 3332035,
-          "rome": 2749031, "tokyo": 14094034, "oslo": 709037, "lima": 10092000}
+CITIES = {
+    "paris": 2102650,
+    "lyon": 522250,
+    "berlin": 3685265,
+    "madrid": 3332035,
+    "rome": 2749031,
+    "tokyo": 14094034,
+    "oslo": 709037,
+    "lima": 10092000,
+}
 SWITCHES = ("token_log", "stream_tools", "split_prefill", "cache_hints", "run_priority")
 
 
@@ -47,15 +55,21 @@ def make_agent(engine: VLLMEngine, switches: Switches, latency_s: float, max_tok
 
     return Agent(
         instructions="You research cities. Call city_facts for every city in the question, "
-                     "all calls at once, then answer in one sentence.",
-        tools=[city_facts], engine=engine, switches=switches, tool_choice="required",
-        max_iterations=2, sampling=SamplingOptions(max_tokens=max_tokens),
+        "all calls at once, then answer in one sentence.",
+        tools=[city_facts],
+        engine=engine,
+        switches=switches,
+        tool_choice="required",
+        max_iterations=2,
+        sampling=SamplingOptions(max_tokens=max_tokens),
     )
 
 
 def questions(n: int) -> list[str]:
     names = [c.title() for c in CITIES]
-    return [f"Compare the populations of {names[i % 8]} and {names[(i + 3) % 8]}." for i in range(n)]
+    return [
+        f"Compare the populations of {names[i % 8]} and {names[(i + 3) % 8]}." for i in range(n)
+    ]
 
 
 def modes(names: Sequence[str]) -> list[tuple[str, Switches]]:
@@ -86,7 +100,8 @@ def summarize(results: list[RunResult], wall_s: float) -> dict[str, Any]:
     tool_s = sum(r.tool_time_s for r in results)
     iters = [it.end_t - it.sent_t for r in results for it in r.iterations]
     return {
-        "runs": len(results), "answered": len(ftr),
+        "runs": len(results),
+        "answered": len(ftr),
         "ftr_median_s": statistics.median(ftr) if ftr else None,
         "ftr_p90_s": percentile(ftr, 90) if ftr else None,
         "e2e_median_s": statistics.median(r.e2e_s for r in results),
@@ -122,12 +137,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 agent = make_agent(engine, sw, args.tool_latency_s, args.max_tokens)
                 results, wall = await run_batch(agent, qs, level)
                 rows.append({"mode": name, "concurrency": level, **summarize(results, wall)})
-                print(f"  concurrency {level} {name}: median FTR {rows[-1]['ftr_median_s']}", flush=True)
+                print(
+                    f"  concurrency {level} {name}: median FTR {rows[-1]['ftr_median_s']}",
+                    flush=True,
+                )
     finally:
         await engine.aclose()
     overhead = await measure_overhead()
-    return {"rows": rows, "overhead": overhead,
-            "options": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
+    return {
+        "rows": rows,
+        "overhead": overhead,
+        "options": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+    }
 
 
 def _fmt(v: float | None, unit: Literal["s", "%"] = "s") -> str:
@@ -139,11 +160,31 @@ def _fmt(v: float | None, unit: Literal["s", "%"] = "s") -> str:
 def main(args: argparse.Namespace) -> int:
     res = asyncio.run(run(args))
     table = markdown_table(
-        ["concurrency", "mode", "median FTR s", "p90 FTR s", "median E2E s", "KV hit rate",
-         "tool overlap", "diverged prompts", "runs/s"],
-        [[r["concurrency"], r["mode"], _fmt(r["ftr_median_s"]), _fmt(r["ftr_p90_s"]),
-          _fmt(r["e2e_median_s"]), _fmt(r["hit_rate"], "%"), _fmt(r["tool_overlap_share"], "%"),
-          r["divergent_prompts"], f"{r['runs_per_s']:.2f}"] for r in res["rows"]],
+        [
+            "concurrency",
+            "mode",
+            "median FTR s",
+            "p90 FTR s",
+            "median E2E s",
+            "KV hit rate",
+            "tool overlap",
+            "diverged prompts",
+            "runs/s",
+        ],
+        [
+            [
+                r["concurrency"],
+                r["mode"],
+                _fmt(r["ftr_median_s"]),
+                _fmt(r["ftr_p90_s"]),
+                _fmt(r["e2e_median_s"]),
+                _fmt(r["hit_rate"], "%"),
+                _fmt(r["tool_overlap_share"], "%"),
+                r["divergent_prompts"],
+                f"{r['runs_per_s']:.2f}",
+            ]
+            for r in res["rows"]
+        ],
     )
     calls = [r["llm_call_median_s"] for r in res["rows"] if r["llm_call_median_s"]]
     iteration_s = statistics.median(calls) if calls else None
@@ -156,9 +197,15 @@ def main(args: argparse.Namespace) -> int:
     (folder / "agents.md").write_text(table + "\n\n" + over + "\n")
     for level in sorted({r["concurrency"] for r in res["rows"]}):
         sel = [r for r in res["rows"] if r["concurrency"] == level]
-        bar_chart(folder / f"agents_ftr_c{level}.png", f"Median and p90 FTR, concurrency {level}",
-                  [r["mode"] for r in sel],
-                  {"median": [r["ftr_median_s"] or 0 for r in sel], "p90": [r["ftr_p90_s"] or 0 for r in sel]},
-                  "seconds")
+        bar_chart(
+            folder / f"agents_ftr_c{level}.png",
+            f"Median and p90 FTR, concurrency {level}",
+            [r["mode"] for r in sel],
+            {
+                "median": [r["ftr_median_s"] or 0 for r in sel],
+                "p90": [r["ftr_p90_s"] or 0 for r in sel],
+            },
+            "seconds",
+        )
     print(f"results in {folder}")
     return 0

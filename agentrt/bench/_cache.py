@@ -77,10 +77,13 @@ async def run_mode(engine: VLLMEngine, steps: list[Step], hinted: bool) -> dict[
     await engine.reset_prefix_cache()
     prompt_tokens = cached = agent_prompt = agent_cached = 0
     for st in steps:
-        req = GenerateRequest(st.prompt, SamplingOptions(max_tokens=len(st.output)),
-                              hints=st.hints if hinted else (),
-                              session=SessionId(st.session) if (hinted and st.session) else None,
-                              forced_output=st.output)
+        req = GenerateRequest(
+            st.prompt,
+            SamplingOptions(max_tokens=len(st.output)),
+            hints=st.hints if hinted else (),
+            session=SessionId(st.session) if (hinted and st.session) else None,
+            forced_output=st.output,
+        )
         async for d in engine.generate(req):
             if d.stats is not None:
                 prompt_tokens += d.stats.prompt_tokens
@@ -90,9 +93,14 @@ async def run_mode(engine: VLLMEngine, steps: list[Step], hinted: bool) -> dict[
                     agent_cached += d.stats.cached_tokens
         if hinted and st.release:
             await engine.release(SessionId(st.release))
-    return {"prompt_tokens": prompt_tokens, "cached_tokens": cached,
-            "recomputed_tokens": prompt_tokens - cached, "agent_prompt_tokens": agent_prompt,
-            "agent_cached_tokens": agent_cached, "hit_rate": cached / prompt_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "cached_tokens": cached,
+        "recomputed_tokens": prompt_tokens - cached,
+        "agent_prompt_tokens": agent_prompt,
+        "agent_cached_tokens": agent_cached,
+        "hit_rate": cached / prompt_tokens,
+    }
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,20 +123,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         block = engine.info.block_size
         steps = build_workload(args, block, engine.tokenizer.im_end_id)
-        max_hits = theoretical_max_hits([s.prompt for s in steps], block,
-                                        outputs=[s.output for s in steps])
+        max_hits = theoretical_max_hits(
+            [s.prompt for s in steps], block, outputs=[s.output for s in steps]
+        )
         total = sum(len(s.prompt) for s in steps)
         lru = await run_mode(engine, steps, hinted=False)
         tiers = await run_mode(engine, steps, hinted=True)
         stats = await engine.stats()
     finally:
         await engine.aclose()
-    return {"lru": lru, "tiers": tiers, "theoretical_max_hit_rate": max_hits / total,
-            "theoretical_max_cached_tokens": max_hits, "requests": len(steps),
-            "num_blocks": stats.num_blocks, "block_size": block,
-            "tier_stats": {k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
-                           for k, v in stats.tiers.items()},
-            "workload": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"}}
+    return {
+        "lru": lru,
+        "tiers": tiers,
+        "theoretical_max_hit_rate": max_hits / total,
+        "theoretical_max_cached_tokens": max_hits,
+        "requests": len(steps),
+        "num_blocks": stats.num_blocks,
+        "block_size": block,
+        "tier_stats": {
+            k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
+            for k, v in stats.tiers.items()
+        },
+        "workload": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"},
+    }
 
 
 def main(args: argparse.Namespace) -> int:
@@ -137,16 +154,41 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     for name in ("lru", "tiers"):
         r = res[name]
-        rows.append([name, f"{r['hit_rate']:.1%}", f"{mx:.1%}", f"{r['hit_rate'] / mx:.1%}",
-                     r["recomputed_tokens"], r["agent_cached_tokens"], r["agent_prompt_tokens"]])
-    table = markdown_table(["mode", "hit rate", "theoretical max", "share of max",
-                            "recomputed prompt tokens", "agent cached", "agent prompt"], rows)
-    print(f"{res['requests']} requests, KV cache {res['num_blocks']} blocks of {res['block_size']} tokens")
+        rows.append(
+            [
+                name,
+                f"{r['hit_rate']:.1%}",
+                f"{mx:.1%}",
+                f"{r['hit_rate'] / mx:.1%}",
+                r["recomputed_tokens"],
+                r["agent_cached_tokens"],
+                r["agent_prompt_tokens"],
+            ]
+        )
+    table = markdown_table(
+        [
+            "mode",
+            "hit rate",
+            "theoretical max",
+            "share of max",
+            "recomputed prompt tokens",
+            "agent cached",
+            "agent prompt",
+        ],
+        rows,
+    )
+    geometry = f"{res['num_blocks']} blocks of {res['block_size']} tokens"
+    print(f"{res['requests']} requests, KV cache {geometry}")
     print(table)
     folder = out_dir(args.out, "bench-cache")
     write_json(folder / "cache.json", res)
     (folder / "cache.md").write_text(table + "\n")
-    bar_chart(folder / "cache_hit_rate.png", "Prefix-cache hit rate under pressure", ["LRU", "tiers", "max"],
-              {"hit rate": [res["lru"]["hit_rate"], res["tiers"]["hit_rate"], mx]}, "cached / prompt tokens")
+    bar_chart(
+        folder / "cache_hit_rate.png",
+        "Prefix-cache hit rate under pressure",
+        ["LRU", "tiers", "max"],
+        {"hit rate": [res["lru"]["hit_rate"], res["tiers"]["hit_rate"], mx]},
+        "cached / prompt tokens",
+    )
     print(f"results in {folder}")
     return 0

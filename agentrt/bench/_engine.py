@@ -51,8 +51,9 @@ async def _raw_run(engine: VLLMEngine, prompts: list[tuple[int, ...]], n: int, t
     from vllm.sampling_params import RequestOutputKind
 
     llm = engine.async_llm
-    params = SamplingParams(max_tokens=n, ignore_eos=True, temperature=0.0,
-                            output_kind=RequestOutputKind.DELTA)
+    params = SamplingParams(
+        max_tokens=n, ignore_eos=True, temperature=0.0, output_kind=RequestOutputKind.DELTA
+    )
 
     async def one(i: int, p: tuple[int, ...]) -> None:
         async for _ in llm.generate(tokens_input(list(p)), params, f"raw-{tag}-{i}"):
@@ -69,8 +70,13 @@ async def _decode_rate(engine: VLLMEngine, streams: int, n: int, rng: random.Ran
     lasts: list[float] = []
 
     async def one() -> None:
-        times = [d.t async for d in engine.generate(
-            GenerateRequest(_prompt(16, rng), SamplingOptions(max_tokens=n, ignore_eos=True))) if d.token_ids]
+        times = [
+            d.t
+            async for d in engine.generate(
+                GenerateRequest(_prompt(16, rng), SamplingOptions(max_tokens=n, ignore_eos=True))
+            )
+            if d.token_ids
+        ]
         firsts.append(times[0])
         lasts.append(times[-1])
 
@@ -82,7 +88,9 @@ async def _prefill_rate(engine: VLLMEngine, tokens: int, rng: random.Random) -> 
     rates = []
     for _ in range(3):
         t0 = now()
-        async for d in engine.generate(GenerateRequest(_prompt(tokens, rng), SamplingOptions(max_tokens=1))):
+        async for d in engine.generate(
+            GenerateRequest(_prompt(tokens, rng), SamplingOptions(max_tokens=1))
+        ):
             if d.stats is not None:
                 rates.append(tokens / (d.t - t0))
     return statistics.median(rates)
@@ -104,10 +112,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             prompts = [_prompt(32, rng) for _ in range(args.streams)]
             if r % 2 == 0:
                 raw.append(await _raw_run(engine, prompts, args.tokens, str(r)))
-                wrapped.append(await _wrapper_run(engine, [_prompt(32, rng) for _ in prompts], args.tokens))
+                wrapped.append(
+                    await _wrapper_run(engine, [_prompt(32, rng) for _ in prompts], args.tokens)
+                )
             else:
                 wrapped.append(await _wrapper_run(engine, prompts, args.tokens))
-                raw.append(await _raw_run(engine, [_prompt(32, rng) for _ in prompts], args.tokens, str(r)))
+                raw.append(
+                    await _raw_run(engine, [_prompt(32, rng) for _ in prompts], args.tokens, str(r))
+                )
     finally:
         await engine.aclose()
     raw_med, wrap_med = statistics.median(raw), statistics.median(wrapped)
@@ -121,15 +133,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "wrapper_round_s": wrapped,
         "wrapper_over_raw": wrap_med / raw_med,
         "wrapper_overhead_us_per_token": (wrap_med - raw_med) / tokens_per_round * 1e6,
-        "options": {"rounds": args.rounds, "streams": args.streams, "tokens": args.tokens,
-                    "block_size": engine.info.block_size, "max_model_len": engine.info.max_model_len},
+        "options": {
+            "rounds": args.rounds,
+            "streams": args.streams,
+            "tokens": args.tokens,
+            "block_size": engine.info.block_size,
+            "max_model_len": engine.info.max_model_len,
+        },
     }
 
 
 def main(args: argparse.Namespace) -> int:
     res = asyncio.run(run(args))
     rows = [
-        ["engine start (eager)" if not args.compiled else "engine start (compiled)", f"{res['engine_start_s']:.1f} s"],
+        [
+            "engine start (eager)" if not args.compiled else "engine start (compiled)",
+            f"{res['engine_start_s']:.1f} s",
+        ],
         ["prefill", f"{res['prefill_tokens_per_s']:.0f} tok/s"],
         ["decode, 1 stream", f"{res['decode_tokens_per_s_1_stream']:.1f} tok/s"],
         ["decode, 8 streams", f"{res['decode_tokens_per_s_8_streams']:.1f} tok/s"],
@@ -143,8 +163,12 @@ def main(args: argparse.Namespace) -> int:
     folder = out_dir(args.out, "bench-engine")
     write_json(folder / "engine.json", res)
     (folder / "engine.md").write_text(table + "\n")
-    bar_chart(folder / "engine_overhead.png", "Same requests: AsyncLLM vs agentrt wrapper",
-              [f"round {i}" for i in range(len(res["raw_round_s"]))],
-              {"AsyncLLM": res["raw_round_s"], "VLLMEngine": res["wrapper_round_s"]}, "seconds")
+    bar_chart(
+        folder / "engine_overhead.png",
+        "Same requests: AsyncLLM vs agentrt wrapper",
+        [f"round {i}" for i in range(len(res["raw_round_s"]))],
+        {"AsyncLLM": res["raw_round_s"], "VLLMEngine": res["wrapper_round_s"]},
+        "seconds",
+    )
     print(f"results in {folder}")
     return 0

@@ -21,8 +21,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "gpu": _gpu()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gpu": _gpu(),
+    }
 
 
 def _gpu() -> str | None:
@@ -55,8 +60,13 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
 
 
-def bar_chart(path: Path, title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]],
-              ylabel: str) -> None:
+def bar_chart(
+    path: Path,
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    ylabel: str,
+) -> None:
     """Grouped bars: one group per label, one bar per series."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -42,8 +42,14 @@ def _engine() -> ScriptedEngine:
 
 async def _through_agent(runs: int, switches: Switches) -> tuple[float, list[GenerateRequest], int]:
     engine = _engine()
-    agent = Agent(instructions="You look up populations.", tools=[lookup], engine=engine,
-                  switches=switches, constrain_calls=False, sampling=SamplingOptions(max_tokens=256))
+    agent = Agent(
+        instructions="You look up populations.",
+        tools=[lookup],
+        engine=engine,
+        switches=switches,
+        constrain_calls=False,
+        sampling=SamplingOptions(max_tokens=256),
+    )
     iterations = 0
     t0 = time.perf_counter()
     for _ in range(runs):
@@ -82,15 +88,24 @@ async def measure(runs: int = 200, repeats: int = 5) -> dict[str, Any]:
         per_iter_agent.append(agent_s / iterations)
         per_iter_direct.append(direct_s / iterations)
     a, d = statistics.median(per_iter_agent), statistics.median(per_iter_direct)
-    return {"runs": runs, "repeats": repeats, "agent_s_per_iteration": a,
-            "direct_s_per_iteration": d, "overhead_us_per_iteration": (a - d) * 1e6}
+    return {
+        "runs": runs,
+        "repeats": repeats,
+        "agent_s_per_iteration": a,
+        "direct_s_per_iteration": d,
+        "overhead_us_per_iteration": (a - d) * 1e6,
+    }
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--iteration-s", type=float, default=None,
-                   help="a real engine's time per iteration, to express the overhead as a share")
+    p.add_argument(
+        "--iteration-s",
+        type=float,
+        default=None,
+        help="a real engine's time per iteration, to express the overhead as a share",
+    )
     p.add_argument("--out", default=None)
 
 

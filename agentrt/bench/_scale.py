@@ -53,7 +53,12 @@ async def wave(agent: Agent, runs: int) -> dict[str, float]:
             await anyio.sleep(0.05)
     wall = time.perf_counter() - t0
     gc.collect()
-    return {"wall_s": wall, "peak_mib": peak, "after_mib": _rss_mib(), "live_sessions": _live_sessions()}
+    return {
+        "wall_s": wall,
+        "peak_mib": peak,
+        "after_mib": _rss_mib(),
+        "live_sessions": _live_sessions(),
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -67,19 +72,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await anyio.sleep(args.tool_s)
         return f"{key} = 42"
 
-    timing = TimingModel(prefill_s_per_token=1e-6, decode_step_s=0.002, max_num_seqs=args.runs,
-                         max_batched_tokens=1_000_000)
-    engine = ScriptedEngine(lambda c: _CALL if c.index % 2 == 0 else _ANSWER, timing=timing,
-                            num_blocks=args.runs * 8, record_requests=False)
-    agent = Agent(instructions="Fetch keys.", tools=[fetch], engine=engine, constrain_calls=False,
-                  sampling=SamplingOptions(max_tokens=128))
+    timing = TimingModel(
+        prefill_s_per_token=1e-6,
+        decode_step_s=0.002,
+        max_num_seqs=args.runs,
+        max_batched_tokens=1_000_000,
+    )
+    engine = ScriptedEngine(
+        lambda c: _CALL if c.index % 2 == 0 else _ANSWER,
+        timing=timing,
+        num_blocks=args.runs * 8,
+        record_requests=False,
+    )
+    agent = Agent(
+        instructions="Fetch keys.",
+        tools=[fetch],
+        engine=engine,
+        constrain_calls=False,
+        sampling=SamplingOptions(max_tokens=128),
+    )
     await agent.run("warm up")
     gc.collect()
     before = _rss_mib()
     waves = [await wave(agent, args.runs) for _ in range(args.waves)]
     await engine.aclose()
-    return {"runs_per_wave": args.runs, "before_mib": before, "waves": waves,
-            "growth_after_first_wave_mib": waves[-1]["after_mib"] - waves[0]["after_mib"]}
+    return {
+        "runs_per_wave": args.runs,
+        "before_mib": before,
+        "waves": waves,
+        "growth_after_first_wave_mib": waves[-1]["after_mib"] - waves[0]["after_mib"],
+    }
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,18 +113,36 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     res = asyncio.run(run(args))
-    rows = [[i + 1, f"{w['wall_s']:.1f}", f"{w['peak_mib']:.0f}", f"{w['after_mib']:.0f}", w["live_sessions"]]
-            for i, w in enumerate(res["waves"])]
-    table = markdown_table(["wave", "wall s", "peak RSS MiB", "RSS after MiB", "live sessions after"], rows)
-    print(f"{res['runs_per_wave']} concurrent runs per wave; RSS before: {res['before_mib']:.0f} MiB")
+    rows = [
+        [
+            i + 1,
+            f"{w['wall_s']:.1f}",
+            f"{w['peak_mib']:.0f}",
+            f"{w['after_mib']:.0f}",
+            w["live_sessions"],
+        ]
+        for i, w in enumerate(res["waves"])
+    ]
+    table = markdown_table(
+        ["wave", "wall s", "peak RSS MiB", "RSS after MiB", "live sessions after"], rows
+    )
+    print(
+        f"{res['runs_per_wave']} concurrent runs per wave; RSS before: {res['before_mib']:.0f} MiB"
+    )
     print(table)
     print(f"growth after the first wave: {res['growth_after_first_wave_mib']:+.1f} MiB")
     folder = out_dir(args.out, "bench-scale")
     write_json(folder / "scale.json", res)
     (folder / "scale.md").write_text(table + "\n")
-    bar_chart(folder / "scale_memory.png", f"RSS with {res['runs_per_wave']} concurrent runs",
-              [f"wave {i + 1}" for i in range(len(rows))],
-              {"peak": [w["peak_mib"] for w in res["waves"]], "after": [w["after_mib"] for w in res["waves"]]},
-              "MiB")
+    bar_chart(
+        folder / "scale_memory.png",
+        f"RSS with {res['runs_per_wave']} concurrent runs",
+        [f"wave {i + 1}" for i in range(len(rows))],
+        {
+            "peak": [w["peak_mib"] for w in res["waves"]],
+            "after": [w["after_mib"] for w in res["waves"]],
+        },
+        "MiB",
+    )
     print(f"results in {folder}")
     return 0

@@ -9,11 +9,12 @@ Run it with ``agentrt serve`` or any ASGI server (uvicorn with ``loop="asyncio"`
 
 from __future__ import annotations
 
+from agentrt._catalog import BUILTIN_AGENTS, calculator_agent, load_agents
+
 from ._app import create_app
 from ._auth import ApiKey, KeyRing, load_keys, make_key
 from ._config import ServerConfig
 from ._errors import APIError
-from ._registry import BUILTIN_AGENTS, calculator_agent, load_agents
 from ._runner import running_server
 
 __all__ = [

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import cast
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agentrt import RunDone, RunEvent, RunResult, Session
+from agentrt import RunDone, RunResult, Session
 
 from ._chat import parse_json
 from ._config import ServerState, api_key_of, state_of
@@ -131,9 +130,7 @@ def _find(request: Request, run_id: str) -> RunRecord:
 async def _drive(rec: RunRecord, entry: SessionEntry) -> RunState:
     """Run one turn, recording its events; returns the SDK's final status."""
     result: RunResult | None = None
-    # Session.stream is an async generator; its type says only AsyncIterator.
-    stream = cast(AsyncGenerator[RunEvent, None], entry.session.stream(rec.input))
-    async with aclosing(stream) as events:
+    async with aclosing(entry.session.stream(rec.input)) as events:
         async for event in events:
             rec.add_event(event)
             if isinstance(event, RunDone):

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from agentrt import Agent, resolve_engine
+from agentrt._catalog import calculator_agent
 from agentrt.engine import Engine, EngineStats
 
 from . import _agents, _chat
@@ -22,7 +23,7 @@ from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
 from ._metrics import CONTENT_TYPE, Metrics
-from ._registry import AgentRegistry, calculator_agent
+from ._registry import AgentRegistry
 from ._runs import RunStore, SessionStore
 
 _STATS_TIMEOUT_S = 2.0

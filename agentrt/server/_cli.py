@@ -16,11 +16,11 @@ import signal
 import sys
 
 from agentrt import Agent
+from agentrt._catalog import BUILTIN_AGENTS, load_agents
 from agentrt._engine_options_cli import add_engine_flags, engine_options
 
 from ._auth import ENV_KEYS, KeyRing, load_keys
 from ._config import ServerConfig
-from ._registry import BUILTIN_AGENTS, load_agents
 
 log = logging.getLogger("agentrt.server")
 

@@ -5,10 +5,10 @@ Run: python examples/agents/file_analyst.py [FOLDER] ["What is still to do in th
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (quiet engine logs; must come first)
 import sys
 from pathlib import Path
 
+import _common  # noqa: F401  (quiet engine logs; must come first)
 from _common import report
 
 from agentrt import Agent, SamplingOptions

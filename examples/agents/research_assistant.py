@@ -9,12 +9,12 @@ Run: python examples/agents/research_assistant.py ["Compare the populations of P
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (quiet engine logs; must come first)
 import json
 import sys
 from pathlib import Path
 from typing import Literal
 
+import _common  # noqa: F401  (quiet engine logs; must come first)
 import anyio
 from _common import report
 
@@ -25,7 +25,9 @@ CITIES = json.loads((Path(__file__).parent.parent / "data" / "cities.json").read
 
 
 @tool(expected_latency_s=0.4, side_effect_free=True)
-async def city_facts(city: str, fact: Literal["population", "area_km2", "country", "founded"]) -> str:
+async def city_facts(
+    city: str, fact: Literal["population", "area_km2", "country", "founded"]
+) -> str:
     """Look up one fact about a city in the city database (a slow remote service).
 
     Args:
