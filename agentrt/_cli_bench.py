@@ -9,11 +9,20 @@ import sys
 # name -> (module with add_bench_arguments(parser) and main(args) -> int, help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("agentrt.bench._engine", "engine start, prefill/decode speed, wrapper vs AsyncLLM"),
-    "cache": ("agentrt.bench._cache", "prefix-cache hit rate under pressure: tiers vs LRU vs maximum"),
-    "agents": ("agentrt.bench._agents", "a multi-tool agent workload: baseline vs each switch vs all"),
+    "cache": (
+        "agentrt.bench._cache",
+        "prefix-cache hit rate under pressure: tiers vs LRU vs maximum",
+    ),
+    "agents": (
+        "agentrt.bench._agents",
+        "a multi-tool agent workload: baseline vs each switch vs all",
+    ),
     "overhead": ("agentrt.bench._overhead", "the orchestrator's own cost per iteration"),
     "scale": ("agentrt.bench._scale", "1,000 concurrent agent runs: memory during and after"),
-    "server": ("agentrt.server._bench", "REST server vs in-process SDK: requests/s, µs per streamed token"),
+    "server": (
+        "agentrt.server._bench",
+        "REST server vs in-process SDK: requests/s, µs per streamed token",
+    ),
 }
 
 

@@ -12,13 +12,19 @@ from ._engine_options_cli import add_engine_flags, engine_options
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="engine_command", required=True)
-    serve = sub.add_parser("serve", help="start vLLM's OpenAI server with agentrt's scheduler and template")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve = sub.add_parser(
+        "serve", help="start vLLM's OpenAI server with agentrt's scheduler and template"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
     serve.add_argument("--port", type=int, default=8100)
     serve.add_argument("--served-model-name", default=None)
     serve.add_argument("--api-key", default=None)
     add_engine_flags(serve)
-    bench = sub.add_parser("bench", help="engine start, prefill and decode speed; wrapper overhead vs AsyncLLM")
+    bench = sub.add_parser(
+        "bench", help="engine start, prefill and decode speed; wrapper overhead vs AsyncLLM"
+    )
     from agentrt.bench._engine import add_bench_arguments
 
     add_bench_arguments(bench)

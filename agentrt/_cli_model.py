@@ -19,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         if args.model_command == "prepare":
-            folder = prepare_default_model(force=args.force, progress=lambda m: print(f"[model] {m}"))
+            folder = prepare_default_model(
+                force=args.force, progress=lambda m: print(f"[model] {m}")
+            )
         else:
             folder = resolve_model(args.model)
     except ModelNotAvailableError as exc:

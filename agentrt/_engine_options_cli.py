@@ -7,14 +7,22 @@ import argparse
 from agentrt.engine._vllm import EngineOptions
 
 
-def add_engine_flags(p: argparse.ArgumentParser, *, kv_cache_mib: int = 512, max_model_len: int = 4096) -> None:
+def add_engine_flags(
+    p: argparse.ArgumentParser, *, kv_cache_mib: int = 512, max_model_len: int = 4096
+) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None, help="local model folder (default: the default model)")
-    g.add_argument("--max-model-len", type=int, default=max_model_len, help="context length in tokens")
+    g.add_argument(
+        "--max-model-len", type=int, default=max_model_len, help="context length in tokens"
+    )
     g.add_argument("--kv-cache-mib", type=int, default=kv_cache_mib, help="KV cache memory (MiB)")
-    g.add_argument("--block-size", type=int, default=None, help="tokens per KV block (vLLM default)")
+    g.add_argument(
+        "--block-size", type=int, default=None, help="tokens per KV block (vLLM default)"
+    )
     g.add_argument("--compiled", action="store_true", help="use torch.compile (slower start)")
-    g.add_argument("--dtype", default="auto", help="model dtype (auto: float32 on CPUs without bf16)")
+    g.add_argument(
+        "--dtype", default="auto", help="model dtype (auto: float32 on CPUs without bf16)"
+    )
     g.add_argument("--no-hints", action="store_true", help="plain vLLM scheduler (LRU, no tiers)")
     g.add_argument("--max-num-seqs", type=int, default=None, help="concurrent sequences per step")
 

@@ -116,7 +116,9 @@ class TurnRunner:
             messages=tuple(self.s.messages),
             iterations=tuple(self.records),
             arrival_t=arrival,
-            ftr_s=(last.first_token_t - arrival) if answered and last and last.first_token_t else None,
+            ftr_s=(last.first_token_t - arrival)
+            if answered and last and last.first_token_t
+            else None,
             e2e_s=(last.end_t if last else now()) - arrival,
             error=error,
         )
@@ -134,7 +136,9 @@ class TurnRunner:
         if forced:
             return ToolCallConstraint(tools, required=True, parallel=self.agent.parallel_tool_calls)
         if self.agent.constrain_calls:
-            return ToolCallConstraint(tools, required=False, parallel=self.agent.parallel_tool_calls)
+            return ToolCallConstraint(
+                tools, required=False, parallel=self.agent.parallel_tool_calls
+            )
         return None
 
     def _prompt(self, i: int) -> tuple[tuple[int, ...], tuple[CacheHint, ...], Divergence | None]:
@@ -143,7 +147,9 @@ class TurnRunner:
         if self.sw.token_log:
             prompt, divergence = logged, None
         else:
-            prompt = tuple(self.tok.render(self.s.messages, self.tool_schemas, add_generation_prompt=True))
+            prompt = tuple(
+                self.tok.render(self.s.messages, self.tool_schemas, add_generation_prompt=True)
+            )
             at = first_divergence(logged, prompt)
             divergence = None if at is None else Divergence(i, at, len(logged), len(prompt))
         hints: tuple[CacheHint, ...] = ()
@@ -151,7 +157,8 @@ class TurnRunner:
             n = len(prompt) if divergence is None else divergence.position
             hints = tuple(
                 CacheHint(h.start, min(h.end, n), h.tier, h.ttl_s, h.base)
-                for h in log.hints() if h.start < n
+                for h in log.hints()
+                if h.start < n
             )
         return prompt, hints, divergence
 
@@ -161,14 +168,21 @@ class TurnRunner:
         self.s.log.append(self.tok.generation_prompt, "generation_prompt", Tier.DEFAULT)
         prompt, hints, divergence = self._prompt(i)
         request = GenerateRequest(
-            prompt, self.agent.sampling, self._constraint(i, may_call), hints,
-            session=self.s.session_id, priority=self.priority, cache_salt=self.agent.cache_salt,
+            prompt,
+            self.agent.sampling,
+            self._constraint(i, may_call),
+            hints,
+            session=self.s.session_id,
+            priority=self.priority,
+            cache_salt=self.agent.cache_salt,
         )
         spans: dict[ToolCallId, ToolSpan] = {}
         split: list[tuple[PrefillStats, float, float]] = []
         sent = now()
         async with anyio.create_task_group() as tg:
-            start_tool = self._tool_starter(tg, spans) if (may_call and self.sw.stream_tools) else None
+            start_tool = (
+                self._tool_starter(tg, spans) if (may_call and self.sw.stream_tools) else None
+            )
             out = await self._decode(i, request, start_tool, final_known=not may_call)
             end = out.stats.finish_t if out.stats else now()
             calls = out.calls if may_call else []
@@ -250,7 +264,9 @@ class TurnRunner:
     ) -> Callable[[ToolCallId, ParsedCall | MalformedCall, float], None]:
         executor = self.s.executor
 
-        async def run_one(cid: ToolCallId, call: ParsedCall | MalformedCall, detected: float) -> None:
+        async def run_one(
+            cid: ToolCallId, call: ParsedCall | MalformedCall, detected: float
+        ) -> None:
             name = call.name if isinstance(call, ParsedCall) else ""
             self.emit(ToolStarted(cid, name, now()))
             span = await executor.run(call, cid, detected)
@@ -262,12 +278,18 @@ class TurnRunner:
 
         return start
 
-    def _append_response(self, out: _Decoded, calls: list[tuple[ToolCallId, ParsedCall | MalformedCall, float]]) -> None:
+    def _append_response(
+        self, out: _Decoded, calls: list[tuple[ToolCallId, ParsedCall | MalformedCall, float]]
+    ) -> None:
         parts = tuple(
-            ToolCallPart(cid, c.name, c.arguments_json) for cid, c, _ in calls if isinstance(c, ParsedCall)
+            ToolCallPart(cid, c.name, c.arguments_json)
+            for cid, c, _ in calls
+            if isinstance(c, ParsedCall)
         )
         tier = Tier.DEFAULT if calls else Tier.RESPONSE
-        self.s.add_response(self.tok, out.token_ids, ChatMessage("assistant", out.content, parts), tier)
+        self.s.add_response(
+            self.tok, out.token_ids, ChatMessage("assistant", out.content, parts), tier
+        )
 
     async def _split_prefill(
         self, calls: list[ParsedCall | MalformedCall], sink: list[tuple[PrefillStats, float, float]]
@@ -283,6 +305,10 @@ class TurnRunner:
         hints = tuple(h for h in hints if h.end <= len(split_a))
         t0 = now()
         stats = await self.engine.prefill(
-            split_a, hints, self.s.session_id, cache_salt=self.agent.cache_salt, priority=self.priority
+            split_a,
+            hints,
+            self.s.session_id,
+            cache_salt=self.agent.cache_salt,
+            priority=self.priority,
         )
         sink.append((stats, t0, now()))

@@ -83,8 +83,19 @@ def engine_server() -> Iterator[str]:
     import psutil
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "agentrt", "engine", "serve", "--port", str(port),
-           "--kv-cache-mib", str(TEST_KV_CACHE_BYTES // 2**20), "--max-model-len", str(TEST_MAX_MODEL_LEN)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agentrt",
+        "engine",
+        "serve",
+        "--port",
+        str(port),
+        "--kv-cache-mib",
+        str(TEST_KV_CACHE_BYTES // 2**20),
+        "--max-model-len",
+        str(TEST_MAX_MODEL_LEN),
+    ]
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
     # Dev mode serves /reset_prefix_cache, which tests use to start from a cold cache.
     env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}
@@ -94,7 +105,9 @@ def engine_server() -> Iterator[str]:
         deadline = time.monotonic() + 300
         while True:  # poll readiness: the server offers no other signal
             if proc.poll() is not None:
-                raise RuntimeError(f"engine server exited with {proc.returncode} before it was ready")
+                raise RuntimeError(
+                    f"engine server exited with {proc.returncode} before it was ready"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
@@ -128,4 +141,3 @@ async def http_engine(engine_server: str, anyio_backend: str) -> AsyncIterator[o
         yield engine
     finally:
         await engine.aclose()
-

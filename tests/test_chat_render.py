@@ -23,7 +23,7 @@ from agentrt.engine._chat import message_to_openai, render_segments, tool_schema
 # Text that includes the characters most likely to break token boundaries: newlines,
 # spaces, JSON punctuation, tags, non-ASCII, and the chat markers' look-alikes.
 _text = st.lists(
-    st.sampled_from([*"ab xyz\n\t{}[]\":,<>/_-.!?0123456789éü中😀", "<tool_call>", "im_", " the"]),
+    st.sampled_from([*'ab xyz\n\t{}[]":,<>/_-.!?0123456789éü中😀', "<tool_call>", "im_", " the"]),
     max_size=25,
 ).map("".join)
 _json_value = st.recursive(
@@ -72,10 +72,13 @@ def _messages(system: str | None, rest: list[ChatMessage]) -> list[ChatMessage]:
     return ([ChatMessage("system", system)] if system is not None else []) + rest
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(_conversation)
 def test_segments_concatenate_to_the_whole_conversation(
-    model_tokenizer: ChatTokenizer, conv: tuple[str | None, list[ChatMessage], list[ToolSchema], bool]
+    model_tokenizer: ChatTokenizer,
+    conv: tuple[str | None, list[ChatMessage], list[ToolSchema], bool],
 ) -> None:
     system, rest, tools, gen = conv
     msgs = _messages(system, rest)

@@ -12,8 +12,15 @@ def seq(tag: int, blocks: int = 1) -> list[int]:
     return [tag * 100 + i for i in range(blocks * BS)]
 
 
-def cache_one(c: SimPrefixCache, tokens: list[int], tier: Tier | None, *, now: float = 0.0,
-              ttl: float | None = None, session: str | None = None) -> None:
+def cache_one(
+    c: SimPrefixCache,
+    tokens: list[int],
+    tier: Tier | None,
+    *,
+    now: float = 0.0,
+    ttl: float | None = None,
+    session: str | None = None,
+) -> None:
     a = c.allocate(tokens, None, len(tokens) + 1, now)
     hints = [] if tier is None else [CacheHint(0, len(tokens), tier, ttl, base=Tier.DEFAULT)]
     c.free(a, hints, SessionId(session) if session else None, now_s=now)

@@ -27,9 +27,13 @@ async def cached_after_flood(engine: Engine, *, hinted: bool, seed: int) -> int:
     system, context = tokens(2 * bs, rng), tokens(2 * bs, rng)
     prompt = system + context + tokens(5, rng)
     hints = (
-        CacheHint(0, len(system), Tier.SYSTEM),
-        CacheHint(len(system), len(system) + len(context), Tier.TOOL_OUTPUT),
-    ) if hinted else ()
+        (
+            CacheHint(0, len(system), Tier.SYSTEM),
+            CacheHint(len(system), len(system) + len(context), Tier.TOOL_OUTPUT),
+        )
+        if hinted
+        else ()
+    )
     session = SessionId(f"tier-test-{seed}")
     one = SamplingOptions(max_tokens=1)
     async for _ in engine.generate(GenerateRequest(prompt, one, hints=hints, session=session)):
@@ -55,7 +59,9 @@ async def check_tiers_protect_context(engine: Engine) -> None:
     assert tiered == 4 * bs, "with tiers the system prefix and the run's context stay cached"
 
 
-async def test_system_prefix_and_run_context_survive_a_flood_in_process(vllm_engine: Engine) -> None:
+async def test_system_prefix_and_run_context_survive_a_flood_in_process(
+    vllm_engine: Engine,
+) -> None:
     await check_tiers_protect_context(vllm_engine)
 
 

@@ -14,7 +14,6 @@ from process_helpers import running
 
 from agentrt.tools import ProcessLimits, ToolFailure, python_tool
 
-
 FAST = ProcessLimits(timeout_s=5.0, memory_bytes=256 * 2**20, max_output_bytes=2_000)
 
 

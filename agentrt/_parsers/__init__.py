@@ -27,7 +27,9 @@ def make_parser(name: str) -> ToolCallParser:
     try:
         return _PARSERS[name]()
     except KeyError:
-        raise ValueError(f"unknown tool-call format {name!r}; choose one of {sorted(_PARSERS)}") from None
+        raise ValueError(
+            f"unknown tool-call format {name!r}; choose one of {sorted(_PARSERS)}"
+        ) from None
 
 
 __all__ = [

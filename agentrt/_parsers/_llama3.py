@@ -39,7 +39,9 @@ class Llama3JsonParser:
     def finish(self) -> list[ParseEvent]:
         out: list[ParseEvent] = []
         if self._state == "json":
-            out.append(MalformedCall(self._index, self._scan.value_text, "tool call was not finished"))
+            out.append(
+                MalformedCall(self._index, self._scan.value_text, "tool call was not finished")
+            )
             self._index += 1
         elif self._buf.strip() or (self._state == "text" and self._buf):
             out.append(TextPiece(self._buf))
@@ -68,8 +70,11 @@ class Llama3JsonParser:
         used = self._scan.feed(self._buf)
         self._buf = self._buf[used:]
         if self._scan.done:
-            out.append(call_from_json(self._index, self._scan.value_text,
-                                      args_keys=("parameters", "arguments")))
+            out.append(
+                call_from_json(
+                    self._index, self._scan.value_text, args_keys=("parameters", "arguments")
+                )
+            )
             self._index += 1
             self._state = "between"
 

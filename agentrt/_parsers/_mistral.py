@@ -78,7 +78,9 @@ class MistralParser:
         elif stripped.startswith("{"):
             self._buf, self._state, self._scan = stripped, "object", JsonEndScanner()
         else:
-            out.append(MalformedCall(self._index, stripped, "expected a JSON object in [TOOL_CALLS]"))
+            out.append(
+                MalformedCall(self._index, stripped, "expected a JSON object in [TOOL_CALLS]")
+            )
             self._index += 1
             self._buf, self._state = "", "text"
 

@@ -57,8 +57,9 @@ class ToolCallParser(Protocol):
     def finish(self) -> list[ParseEvent]: ...
 
 
-def call_from_json(index: int, raw: str, *, args_keys: tuple[str, ...] = ("arguments",),
-                   name: str | None = None) -> ParsedCall | MalformedCall:
+def call_from_json(
+    index: int, raw: str, *, args_keys: tuple[str, ...] = ("arguments",), name: str | None = None
+) -> ParsedCall | MalformedCall:
     """Validate the JSON of one call: an object with a string name and object arguments.
 
     Arguments given as a JSON string holding an object are accepted (some models do that).
