@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -96,9 +96,10 @@ class TurnRunner:
         final, error = "", None
         try:
             for i in range(self.agent.max_iterations):
-                done, text = await self._iteration(i)
-                final = text
-                if done:
+                outcome, final = await self._iteration(i)
+                if outcome == "gave_up":
+                    break  # the last allowed response still asked for tools
+                if outcome == "final":
                     status = "completed"
                     break
         except PromptTooLongError as exc:
@@ -162,8 +163,12 @@ class TurnRunner:
             )
         return prompt, hints, divergence
 
-    async def _iteration(self, i: int) -> tuple[bool, str]:
-        """One LLM call and its tools. Returns (final answer reached, answer text)."""
+    async def _iteration(self, i: int) -> tuple[Literal["final", "tools", "gave_up"], str]:
+        """One LLM call and its tools; returns how it ended and the response's text.
+
+        "gave_up": the response asked for tools where none may run (the last iteration),
+        so the run ends at its iteration limit.
+        """
         may_call = self.agent.tool_choice != "none" and i < self.agent.max_iterations - 1
         self.s.log.append(self.tok.generation_prompt, "generation_prompt", Tier.DEFAULT)
         prompt, hints, divergence = self._prompt(i)
@@ -218,7 +223,9 @@ class TurnRunner:
         )
         self.records.append(record)
         self.emit(IterationFinished(record))
-        return not calls, out.content
+        if calls:
+            return "tools", out.content
+        return ("gave_up" if out.calls and self.agent.tool_choice != "none" else "final"), out.content
 
     async def _decode(
         self,

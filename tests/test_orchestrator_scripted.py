@@ -189,3 +189,16 @@ def test_a_session_continues_on_the_same_token_log() -> None:
 
     first, second = run_virtual(main)
     assert second[: len(first)] == first and len(second) > len(first)
+
+
+def test_a_last_response_that_still_calls_tools_ends_at_the_iteration_limit() -> None:
+    async def main() -> RunResult:
+        engine = make_engine([REPLIES[0], REPLIES[0]])
+        agent = Agent(tools=[search], engine=engine, max_iterations=2, constrain_calls=False)
+        result = await agent.run("Find x.")
+        await engine.aclose()
+        return result
+
+    result = run_virtual(main)
+    assert result.status == "max_iterations" and result.ftr_s is None
+    assert len(result.iterations) == 2 and len(result.iterations[1].tools) == 0
