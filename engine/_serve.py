@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from ._chat import TEMPLATE_NAME
 from ._model import resolve_model
 from ._vllm import EngineOptions
-from ._vllm_args import engine_arg_dict
+from ._vllm_args import cpu_env, engine_arg_dict
 
 PLUGIN_NAME = "agentrt"
 
@@ -65,7 +65,7 @@ def server_argv(engine: EngineOptions, serve: ServeOptions) -> tuple[list[str], 
     ]
     if serve.api_key:
         argv += ["--api-key", serve.api_key]
-    env = dict(os.environ)
+    env = {**cpu_env(), **os.environ}
     env["VLLM_PLUGINS"] = PLUGIN_NAME
     env.setdefault("HF_HUB_OFFLINE", "1")
     return argv, env

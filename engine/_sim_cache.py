@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ._tier_queue import BlockLabel, prefix_monotone
 from ._types import CacheHint, SessionId, Tier, TierStats
 
 
@@ -159,28 +160,20 @@ class SimPrefixCache:
         *,
         now_s: float = 0.0,
     ) -> None:
-        """Unpin a request's blocks, labelling each with the highest overlapping hint."""
-        bs = self.block_size
+        """Unpin a request's blocks, labelling each with the highest overlapping hint
+        (capped along the prefix, as the tier-aware scheduler does)."""
         room = self._pending_room(now_s) if any(h.tier == Tier.SPLIT_PENDING for h in hints) else 0
-        for i, k in enumerate(alloc.keys):
+        for k, lab in zip(alloc.keys, self._labels(hints, len(alloc.keys)), strict=True):
             blk = self._blocks[k]
-            best: CacheHint | None = None
-            for h in hints:
-                if (
-                    h.start < (i + 1) * bs
-                    and h.end > i * bs
-                    and (best is None or h.tier > best.tier)
-                ):
-                    best = h
-            if best is not None and best.tier == Tier.SPLIT_PENDING:
+            if lab is not None and lab.tier == Tier.SPLIT_PENDING:
                 if room <= 0:  # the cap: pending labels can never starve admission
-                    best = CacheHint(best.start, best.end, best.base)
+                    lab = BlockLabel(lab.base)
                 room -= 1
-            if best is not None and best.tier >= blk.tier_at(now_s):
-                blk.tier = best.tier
-                pending = best.tier == Tier.SPLIT_PENDING
-                blk.expires_at = now_s + best.ttl_s if pending and best.ttl_s else None
-                blk.base = best.base
+            if lab is not None and lab.tier >= blk.tier_at(now_s):
+                blk.tier = lab.tier
+                pending = lab.tier == Tier.SPLIT_PENDING
+                blk.expires_at = now_s + lab.ttl_s if pending and lab.ttl_s else None
+                blk.base = lab.base
             if session is not None:
                 blk.sessions.add(session)
                 self._by_session.setdefault(session, set()).add(k)
@@ -188,6 +181,18 @@ class SimPrefixCache:
             if blk.refs == 0:
                 self._list_of(blk, now_s)[k] = blk
                 self._free_count += 1
+
+    def _labels(self, hints: Sequence[CacheHint], n: int) -> list[BlockLabel | None]:
+        """Per block: the highest overlapping hint, then capped along the prefix."""
+        bs = self.block_size
+        raw: list[BlockLabel | None] = []
+        for i in range(n):
+            best: CacheHint | None = None
+            for h in hints:
+                if h.start < (i + 1) * bs and h.end > i * bs and (best is None or h.tier > best.tier):
+                    best = h
+            raw.append(None if best is None else BlockLabel(best.tier, best.base, best.ttl_s))
+        return prefix_monotone(raw)
 
     def _pending_room(self, now_s: float) -> int:
         """How many more blocks may be labelled SPLIT_PENDING under the cap."""

@@ -44,6 +44,38 @@ class BlockLabel:
     ttl_s: float | None = None
 
 
+def prefix_monotone(labels: Sequence[BlockLabel | None]) -> list[BlockLabel | None]:
+    """Cap each block's tier at its predecessor's, now and after any pending label expires.
+
+    A prefix cache can only use block i if blocks 0..i-1 are cached too, so a block that
+    outlives its predecessor is dead weight: a run's tool output (TOOL_OUTPUT) must not
+    outrank the run's own earlier tokens (DEFAULT). The cap uses each block's lasting tier
+    (its base while it is SPLIT_PENDING); a block after an unlabelled one stays unlabelled.
+
+        tiers   SYSTEM SYSTEM USER_Q DEFAULT TOOL_OUT DEFAULT     (as hinted)
+        kept    SYSTEM SYSTEM USER_Q DEFAULT DEFAULT  DEFAULT
+    """
+    out: list[BlockLabel | None] = []
+    cap = int(Tier.SPLIT_PENDING)  # the previous block's lasting tier
+    pending_ok = True  # the previous block is pending too (or there is none)
+    for lab in labels:
+        if lab is None or cap < 0:
+            out.append(None)
+            cap = -1
+            continue
+        if lab.tier == Tier.SPLIT_PENDING and pending_ok:
+            base = Tier(min(int(lab.base), cap))
+            out.append(BlockLabel(Tier.SPLIT_PENDING, base, lab.ttl_s))
+            cap = int(base)
+            continue
+        lasting = lab.base if lab.tier == Tier.SPLIT_PENDING else lab.tier
+        tier = Tier(min(int(lasting), cap))
+        out.append(BlockLabel(tier))
+        cap, pending_ok = int(tier), False
+    return out
+
+
+
 @dataclass(slots=True)
 class _State(Generic[B]):
     """Per-block bookkeeping. ``seq`` is set exactly while the block is in the queue."""

@@ -32,7 +32,7 @@ from vllm.v1.core.sched.interface import SchedulerInterface
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
-from ._tier_queue import BlockLabel, TieredFreeBlockQueue
+from ._tier_queue import BlockLabel, TieredFreeBlockQueue, prefix_monotone
 from ._tier_wire import (
     RELEASE_METHOD,
     TIER_STATS_METHOD,
@@ -159,7 +159,7 @@ class TierScheduler(Scheduler):
         groups = coordinator.get_blocks(request.request_id)
         # One entry per KV cache group; hybrid models give groups their own block size.
         for manager, blocks in zip(coordinator.single_type_managers, groups, strict=True):
-            labels = block_labels(payload.hints, manager.block_size, len(blocks))
+            labels = prefix_monotone(block_labels(payload.hints, manager.block_size, len(blocks)))
             for blk, lab in zip(blocks, labels, strict=True):
                 if not blk.is_null:
                     self.tier_queue.label(blk.block_id, lab, payload.session)

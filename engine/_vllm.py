@@ -33,7 +33,7 @@ from ._types import (
     SessionId,
     TokenDelta,
 )
-from ._vllm_args import build_engine_args, sampling_params
+from ._vllm_args import build_engine_args, cpu_env, sampling_params
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -93,6 +93,8 @@ class VLLMEngine:
         opts = options or EngineOptions()
         folder = resolve_model(opts.model)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        for key, value in cpu_env().items():
+            os.environ.setdefault(key, value)  # inherited by the engine-core process
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = build_engine_args(opts, folder)

@@ -66,6 +66,9 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
     }
     if _on_cpu():
         args["kv_cache_memory_bytes"] = opts.kv_cache_bytes
+        # One CPU worker: run it inside the engine-core process. A separate worker process
+        # would make the engine core spin-wait on it, taking a core from the model.
+        args["distributed_executor_backend"] = "uni"
     if opts.block_size is not None:
         args["block_size"] = opts.block_size
     if opts.max_num_seqs is not None:
@@ -75,6 +78,15 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
         args["scheduler_cls"] = TIER_SCHEDULER if _on_cpu() else ASYNC_TIER_SCHEDULER
     args.update(opts.extra)
     return args
+
+
+def cpu_env() -> dict[str, str]:
+    """Environment for the engine-core process on CPU: the model's OpenMP threads may use
+    every core (vLLM's default keeps one back, which halves prefill on a 2-core machine).
+    Values the user already set win."""
+    if not _on_cpu():
+        return {}
+    return {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
 def build_engine_args(opts: EngineOptions, folder: Path) -> AsyncEngineArgs:

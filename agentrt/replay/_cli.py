@@ -1,0 +1,350 @@
+"""``agentrt replay``: replay a trace per mode and load, then write and print the report.
+
+Examples::
+
+    agentrt replay --synthetic --synthetic-requests 12 --token-scale 0.25 \\
+        --modes baseline,all --rates 0.2,0.4,0.8 --engine embedded --out out/websearch
+    agentrt replay --weka /work/shared/traces/weka-claude-code --max-conversations 8 \\
+        --token-scale 0.015625 --max-tool-latency 4 --max-calls 6 --max-requests 12 \\
+        --rates 0.1,0.2,0.4 --out out/weka
+    agentrt replay --trace traces/sample-websearch.jsonl --engine scripted --rates 1,2,4
+
+With no ``--ftr-target``, the target is ``--ftr-target-factor`` (default 2) times the
+baseline's median FTR at the lowest load (the first mode's when the baseline is not
+replayed). ``--engine scripted`` runs on virtual time: instant, and exact to its timing
+model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import math
+import re
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agentrt.engine import EngineError, TimingModel
+
+from ._driver import Deadlines, default_ftr_target, replay_all
+from ._plan import build_plan, tool_latency_summary
+from ._progress import ProgressBar
+from ._report import write_report
+from ._sources import (
+    MODE_NAMES,
+    EngineSource,
+    Load,
+    PoissonLoad,
+    RecordedLoad,
+    ScriptedSource,
+    SharedSource,
+    mode_switches,
+)
+from ._workload import load_source
+
+T = TypeVar("T")
+_SIZE = re.compile(r"^\s*([0-9.]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+
+
+def _list(kind: Callable[[str], T]) -> Callable[[str], list[T]]:
+    def parse(text: str) -> list[T]:
+        try:
+            return [kind(p) for p in text.split(",") if p.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+    return parse
+
+
+def _bytes(text: str) -> int:
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512MiB, 1G, 268435456)")
+    power = " kmgt".index((m.group(2) or " ").lower())
+    return int(float(m.group(1)) * 1024**power)
+
+
+def _fraction(text: str) -> float:
+    """A number, or ``a/b`` (``1/64``)."""
+    num, _, den = text.partition("/")
+    value = float(num) / float(den) if den else float(num)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``agentrt replay``."""
+    src = parser.add_argument_group("workload (choose one)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--trace", type=Path, help="an agentrt-trace/1 JSON Lines file")
+    one.add_argument("--weka", type=Path, help="WEKA Claude Code folder or trace_*.json.gz")
+    one.add_argument("--mooncake", type=Path, help="Mooncake conversation_trace.jsonl")
+    one.add_argument("--swe", type=Path, help="Sutradhara swe_bench_trace.json")
+    one.add_argument("--synthetic", action="store_true", help="the synthetic web-search agent")
+    src.add_argument(
+        "--token-scale",
+        type=_fraction,
+        default=None,
+        help="scale token counts (--weka/--mooncake/--synthetic; e.g. 1/64)",
+    )
+    src.add_argument("--max-requests", type=int, default=None, help="replay the first N requests")
+    src.add_argument(
+        "--max-calls",
+        type=int,
+        default=None,
+        help="drop requests with more LLM calls than this (applied first)",
+    )
+    src.add_argument(
+        "--min-calls",
+        type=int,
+        default=None,
+        help="drop requests with fewer LLM calls than this (2: only requests that use tools)",
+    )
+    src.add_argument(
+        "--max-context",
+        type=int,
+        default=None,
+        help="drop requests whose recorded context (all content, text at ~4 characters per "
+        "token) exceeds this many tokens (applied first)",
+    )
+    src.add_argument("--max-conversations", type=int, default=None, help="WEKA: files to read")
+    src.add_argument(
+        "--max-tool-latency",
+        type=float,
+        default=None,
+        help="WEKA: clip recorded tool latencies to this many seconds",
+    )
+    src.add_argument("--no-subagents", action="store_true", help="WEKA: main threads only")
+    src.add_argument("--synthetic-requests", type=int, default=56)
+    src.add_argument(
+        "--synthetic-calls", type=_list(int), default=[2, 6], help="LLM calls per request, LO,HI"
+    )
+    src.add_argument("--synthetic-system-tokens", type=int, default=1000)
+    src.add_argument(
+        "--synthetic-tool-median", type=float, default=0.5, help="median tool latency (s)"
+    )
+
+    run = parser.add_argument_group("replay")
+    run.add_argument(
+        "--modes",
+        type=_list(str),
+        default=list(MODE_NAMES),
+        help=f"comma-separated, from {','.join(MODE_NAMES)} (default: all of them)",
+    )
+    loads = run.add_mutually_exclusive_group()
+    loads.add_argument(
+        "--rates",
+        type=_list(float),
+        default=None,
+        help="Poisson arrival rates, requests/s (default 0.5,1,2)",
+    )
+    loads.add_argument("--recorded", action="store_true", help="use the trace's arrival times")
+    run.add_argument(
+        "--time-scale",
+        type=_list(float),
+        default=[1.0],
+        help="with --recorded: multiply arrival times (0.5 = twice as fast)",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="draws arrivals, token content (and the synthetic trace)",
+    )
+    run.add_argument(
+        "--tool-factor", type=float, default=1.0, help="tools sleep recorded latency x this"
+    )
+    run.add_argument(
+        "--ftr-target",
+        type=float,
+        default=None,
+        help="FTR target (s); default: --ftr-target-factor x the baseline's median FTR at "
+        "the lowest load",
+    )
+    run.add_argument(
+        "--ftr-target-factor",
+        type=float,
+        default=2.0,
+        help="derives the default FTR target (default 2)",
+    )
+    run.add_argument(
+        "--run-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds per (mode, load) run before what still runs is cancelled",
+    )
+    run.add_argument("--ttft-deadline", type=float, default=None, help="fluidity: TTFT deadline")
+    run.add_argument("--tbt-deadline", type=float, default=None, help="fluidity: TBT deadline")
+
+    eng = parser.add_argument_group("engine")
+    eng.add_argument(
+        "--engine",
+        default="embedded",
+        help="embedded (vLLM in-process), scripted, or an engine URL",
+    )
+    eng.add_argument("--model", default=None, help="embedded: a local model folder")
+    eng.add_argument(
+        "--kv-cache-bytes",
+        type=_bytes,
+        default=512 * 2**20,
+        help="embedded: KV cache size (e.g. 256MiB)",
+    )
+    eng.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="KV block size (embedded: vLLM's default; scripted: 16)",
+    )
+    eng.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="context length (embedded 4096, scripted 32768)",
+    )
+    eng.add_argument("--max-num-seqs", type=int, default=None, help="embedded: batch size cap")
+    eng.add_argument(
+        "--num-blocks",
+        type=int,
+        default=None,
+        help="scripted: KV blocks (default unbounded; it does not preempt, so they "
+        "must hold every running request)",
+    )
+    eng.add_argument("--prefill-s-per-token", type=float, default=0.001, help="scripted timing")
+    eng.add_argument("--decode-step-s", type=float, default=0.02, help="scripted timing")
+    eng.add_argument("--decode-s-per-seq", type=float, default=0.0, help="scripted timing")
+    eng.add_argument("--step-overhead-s", type=float, default=0.0, help="scripted timing")
+
+    out = parser.add_argument_group("report")
+    out.add_argument("--out", type=Path, default=Path("replay-report"), help="report folder")
+    out.add_argument("--title", default=None)
+    out.add_argument("--no-plots", action="store_true")
+
+
+def _loads(args: argparse.Namespace) -> list[Load]:
+    if args.recorded:
+        return [RecordedLoad(s) for s in args.time_scale]
+    return [PoissonLoad(r, args.seed) for r in (args.rates or [0.5, 1.0, 2.0])]
+
+
+async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable[[], Any] | None]:
+    """The engine source and how to shut it down."""
+    if args.engine == "scripted":
+        timing = TimingModel(
+            prefill_s_per_token=args.prefill_s_per_token,
+            decode_step_s=args.decode_step_s,
+            decode_s_per_seq=args.decode_s_per_seq,
+            step_overhead_s=args.step_overhead_s,
+        )
+        return ScriptedSource(
+            timing,
+            block_size=args.block_size or 16,
+            num_blocks=args.num_blocks,
+            max_model_len=args.max_model_len or 32768,
+        ), None
+    if args.engine == "embedded":
+        from agentrt.engine import EngineOptions, VLLMEngine
+
+        opts = EngineOptions(
+            model=args.model,
+            max_model_len=args.max_model_len or 4096,
+            kv_cache_bytes=args.kv_cache_bytes,
+            block_size=args.block_size,
+            max_num_seqs=args.max_num_seqs,
+            cache_hints=True,
+        )
+        print("starting the embedded engine (vLLM)...", file=sys.stderr, flush=True)
+        engine = await VLLMEngine.start(opts)
+        desc = {
+            "engine": "embedded vLLM",
+            "kv_cache_bytes": args.kv_cache_bytes,
+            "max_num_seqs": args.max_num_seqs,
+        }
+        return SharedSource(engine, desc), engine.aclose
+    if re.match(r"^https?://", args.engine):
+        from agentrt import close_default_engine, resolve_engine
+
+        remote = await resolve_engine(args.engine)
+        return SharedSource(remote, {"engine": args.engine}), close_default_engine
+    raise ValueError(f"--engine must be embedded, scripted or an http(s) URL, got {args.engine!r}")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    modes = [mode_switches(m) for m in args.modes]
+    trace = load_source(args)
+    loads = _loads(args)
+    try:
+        source, close = await _open_engine(args)
+    except ImportError as exc:
+        print(f"agentrt replay: engine {args.engine!r} is not available: {exc}", file=sys.stderr)
+        return 2
+    try:
+        plan = build_plan(trace, source.tokenizer, seed=args.seed, tool_factor=args.tool_factor)
+        runs = await replay_all(
+            plan,
+            modes,
+            loads,
+            source,
+            deadlines=Deadlines(args.ttft_deadline, args.tbt_deadline),
+            progress=ProgressBar(),
+            timeout_s=args.run_timeout,
+        )
+        engine_desc = source.describe()
+    finally:
+        if close is not None:
+            await close()
+    factor = args.ftr_target_factor
+    target = args.ftr_target
+    if target is None:
+        target = default_ftr_target(runs, factor=factor)
+    h = trace.header
+    config: dict[str, Any] = {
+        "command": "agentrt " + shlex.join(sys.argv[1:]),
+        "trace": f"{h.source}: {len(trace)} agent requests",
+        "license": h.license,
+        "token_scale": h.token_scale,
+        "hash_block_tokens": h.hash_block_tokens,
+        "tool_factor": args.tool_factor,
+        "tool_sleep": tool_latency_summary(plan),
+        "seed": args.seed,
+        "arrivals": "recorded" if args.recorded else "poisson",
+        "loads": [run.load for run in runs if run.mode == runs[0].mode],
+        "modes": list(args.modes),
+        "engine": engine_desc,
+        "ftr_target_s": target,
+        "ftr_target_rule": "given"
+        if args.ftr_target is not None
+        else f"{factor:g} x baseline median FTR at the lowest load",
+        "fluidity_deadlines_s": {"ttft": args.ttft_deadline, "tbt": args.tbt_deadline},
+        "replay_fixes": dataclasses.asdict(plan.stats),
+        "trace_description": h.description,
+    }
+    files = write_report(
+        runs,
+        args.out,
+        ftr_target_s=target,
+        title=args.title or f"agentrt replay: {h.source}",
+        config=config,
+        plots=not args.no_plots,
+    )
+    print(files.markdown.read_text())
+    print(f"report: {files.json.parent}", file=sys.stderr)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``agentrt replay`` with parsed ``args``; returns the exit status."""
+    try:
+        if args.engine == "scripted":
+            # Model-free timing needs no wall clock: virtual time makes it instant and exact.
+            from agentrt.testing import run_virtual
+
+            return run_virtual(_run, args)
+        return asyncio.run(_run(args))
+    except (ValueError, EngineError) as exc:
+        print(f"agentrt replay: {exc}", file=sys.stderr)
+        return 2
