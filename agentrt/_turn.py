@@ -225,7 +225,9 @@ class TurnRunner:
         self.emit(IterationFinished(record))
         if calls:
             return "tools", out.content
-        return ("gave_up" if out.calls and self.agent.tool_choice != "none" else "final"), out.content
+        return (
+            "gave_up" if out.calls and self.agent.tool_choice != "none" else "final"
+        ), out.content
 
     async def _decode(
         self,

@@ -49,8 +49,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self._virtual_now = 0.0
-        inner: selectors.BaseSelector = self._selector  # type: ignore[has-type]
-        self._selector = _JumpingSelector(inner, self)  # type: ignore[assignment]
+        # asyncio keeps its selector in a private attribute; wrap it in place.
+        inner: selectors.BaseSelector = vars(self)["_selector"]
+        vars(self)["_selector"] = _JumpingSelector(inner, self)
 
     def time(self) -> float:
         return self._virtual_now

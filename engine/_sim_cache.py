@@ -189,7 +189,11 @@ class SimPrefixCache:
         for i in range(n):
             best: CacheHint | None = None
             for h in hints:
-                if h.start < (i + 1) * bs and h.end > i * bs and (best is None or h.tier > best.tier):
+                if (
+                    h.start < (i + 1) * bs
+                    and h.end > i * bs
+                    and (best is None or h.tier > best.tier)
+                ):
                     best = h
             raw.append(None if best is None else BlockLabel(best.tier, best.base, best.ttl_s))
         return prefix_monotone(raw)

@@ -75,7 +75,6 @@ def prefix_monotone(labels: Sequence[BlockLabel | None]) -> list[BlockLabel | No
     return out
 
 
-
 @dataclass(slots=True)
 class _State(Generic[B]):
     """Per-block bookkeeping. ``seq`` is set exactly while the block is in the queue."""

@@ -31,10 +31,24 @@ def plain_vllm(seen: list[dict[str, object]]) -> httpx.MockTransport:
             body = json.loads(request.content)
             seen.append(body)
             chunks = [
-                {"choices": [{"index": 0, "text": "Hi", "token_ids": [101], "finish_reason": None}]},
-                {"choices": [{"index": 0, "text": "!", "token_ids": [102], "finish_reason": "stop"}]},
-                {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2,
-                                          "prompt_tokens_details": {"cached_tokens": 0}}},
+                {
+                    "choices": [
+                        {"index": 0, "text": "Hi", "token_ids": [101], "finish_reason": None}
+                    ]
+                },
+                {
+                    "choices": [
+                        {"index": 0, "text": "!", "token_ids": [102], "finish_reason": "stop"}
+                    ]
+                },
+                {
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 3,
+                        "completion_tokens": 2,
+                        "prompt_tokens_details": {"cached_tokens": 0},
+                    },
+                },
             ]
             sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
             return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
@@ -45,11 +59,16 @@ def plain_vllm(seen: list[dict[str, object]]) -> httpx.MockTransport:
 
 async def test_plain_server_works_without_hints_given_a_local_tokenizer() -> None:
     seen: list[dict[str, object]] = []
-    engine = await HTTPEngine.connect("http://plain", tokenizer=prepare_default_model(),
-                                      transport=plain_vllm(seen))
+    engine = await HTTPEngine.connect(
+        "http://plain", tokenizer=prepare_default_model(), transport=plain_vllm(seen)
+    )
     assert engine.info.supports_hints is False and engine.info.max_model_len == 512
-    req = GenerateRequest((1, 2, 3), SamplingOptions(max_tokens=4),
-                          hints=(CacheHint(0, 3, Tier.SYSTEM),), session=SessionId("s"))
+    req = GenerateRequest(
+        (1, 2, 3),
+        SamplingOptions(max_tokens=4),
+        hints=(CacheHint(0, 3, Tier.SYSTEM),),
+        session=SessionId("s"),
+    )
     deltas = [d async for d in engine.generate(req)]
     await engine.release(SessionId("s"))
     await engine.aclose()

@@ -494,29 +494,40 @@ def test_pending_releases_are_sent_once() -> None:
 
 
 def test_a_later_block_never_outranks_an_earlier_one() -> None:
-    from agentrt.engine._tier_queue import BlockLabel
-    from agentrt.engine._tier_queue import prefix_monotone
+    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
 
     S, U, D, T = Tier.SYSTEM, Tier.USER_QUERY, Tier.DEFAULT, Tier.TOOL_OUTPUT
-    got = prefix_monotone([BlockLabel(S), BlockLabel(U), BlockLabel(D), BlockLabel(T), BlockLabel(D)])
+    got = prefix_monotone(
+        [BlockLabel(S), BlockLabel(U), BlockLabel(D), BlockLabel(T), BlockLabel(D)]
+    )
     assert [lab.tier if lab else None for lab in got] == [S, U, D, D, D]
 
 
 def test_pending_blocks_keep_pending_but_their_bases_become_monotone() -> None:
-    from agentrt.engine._tier_queue import BlockLabel
-    from agentrt.engine._tier_queue import prefix_monotone
+    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
 
     P = Tier.SPLIT_PENDING
-    got = prefix_monotone([BlockLabel(P, Tier.SYSTEM, 2.0), BlockLabel(P, Tier.DEFAULT, 2.0),
-                           BlockLabel(P, Tier.TOOL_OUTPUT, 2.0), None, BlockLabel(Tier.SYSTEM)])
-    assert got[:3] == [BlockLabel(P, Tier.SYSTEM, 2.0), BlockLabel(P, Tier.DEFAULT, 2.0),
-                       BlockLabel(P, Tier.DEFAULT, 2.0)]
+    got = prefix_monotone(
+        [
+            BlockLabel(P, Tier.SYSTEM, 2.0),
+            BlockLabel(P, Tier.DEFAULT, 2.0),
+            BlockLabel(P, Tier.TOOL_OUTPUT, 2.0),
+            None,
+            BlockLabel(Tier.SYSTEM),
+        ]
+    )
+    assert got[:3] == [
+        BlockLabel(P, Tier.SYSTEM, 2.0),
+        BlockLabel(P, Tier.DEFAULT, 2.0),
+        BlockLabel(P, Tier.DEFAULT, 2.0),
+    ]
     assert got[3:] == [None, None]  # nothing after an unlabelled block can be reused
 
 
 def test_a_pending_block_after_a_settled_one_is_capped_to_it() -> None:
-    from agentrt.engine._tier_queue import BlockLabel
-    from agentrt.engine._tier_queue import prefix_monotone
+    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
 
-    got = prefix_monotone([BlockLabel(Tier.DEFAULT), BlockLabel(Tier.SPLIT_PENDING, Tier.SYSTEM, 1.0)])
+    got = prefix_monotone(
+        [BlockLabel(Tier.DEFAULT), BlockLabel(Tier.SPLIT_PENDING, Tier.SYSTEM, 1.0)]
+    )
     assert got == [BlockLabel(Tier.DEFAULT), BlockLabel(Tier.DEFAULT)]

@@ -10,7 +10,7 @@ submission time, first-token and end times, prompt and output ids, cached tokens
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -124,7 +124,7 @@ class ReplayEngine:
         script.next += 1
         return dataclasses.replace(request, forced_output=forced), script
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[TokenDelta]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         request, script = self._forced(request)
         call = EngineCall("generate", now(), request.prompt)
         if script is not None:

@@ -14,7 +14,9 @@ def report(question: str, result: RunResult) -> None:
     """Print the question, every tool call, the answer and a timing breakdown."""
     print(f"Q: {question}")
     for span in result.tool_spans:
-        print(f"  tool {span.name}: {span.result.content[:120]!r} ({span.duration_s * 1000:.0f} ms)")
+        print(
+            f"  tool {span.name}: {span.result.content[:120]!r} ({span.duration_s * 1000:.0f} ms)"
+        )
     print(f"A: {result.final_text.strip() or '(no answer)'}")
     print(f"[{result.status}] {result.timing_line()}")
     for it in result.iterations:
