@@ -184,26 +184,31 @@ class TurnRunner:
         spans: dict[ToolCallId, ToolSpan] = {}
         split: list[tuple[PrefillStats, float, float]] = []
         sent = now()
-        async with anyio.create_task_group() as tg:
-            start_tool = (
-                self._tool_starter(tg, spans) if (may_call and self.sw.stream_tools) else None
-            )
-            out = await self._decode(i, request, start_tool, final_known=not may_call)
-            end = out.stats.finish_t if out.stats else now()
-            calls = out.calls if may_call else []
-            self._append_response(out, calls)
-            if calls:
-                if start_tool is None:
-                    starter = self._tool_starter(tg, spans)
-                    for cid, call, detected in calls:
-                        starter(cid, call, detected)
-                if self.sw.split_prefill:
-                    tg.start_soon(self._split_prefill, [c for _, c, _ in calls], split)
-            elif may_call:
-                # Only now is it certain that this response, which could have called
-                # tools, is the final answer; its first token came at first_token_t.
-                first = out.stats.first_token_t if out.stats else None
-                self.emit(FinalAnswerStarted(i, first if first is not None else now()))
+        # The split prefill lives in an outer group: once the tools are done it has no
+        # more time to hide in, and waiting for it (it may be queued behind other runs)
+        # would only delay the next call, so it is cancelled there.
+        async with anyio.create_task_group() as background:
+            async with anyio.create_task_group() as tg:
+                start_tool = (
+                    self._tool_starter(tg, spans) if (may_call and self.sw.stream_tools) else None
+                )
+                out = await self._decode(i, request, start_tool, final_known=not may_call)
+                end = out.stats.finish_t if out.stats else now()
+                calls = out.calls if may_call else []
+                self._append_response(out, calls)
+                if calls:
+                    if start_tool is None:
+                        starter = self._tool_starter(tg, spans)
+                        for cid, call, detected in calls:
+                            starter(cid, call, detected)
+                    if self.sw.split_prefill:
+                        background.start_soon(self._split_prefill, [c for _, c, _ in calls], split)
+                elif may_call:
+                    # Only now is it certain that this response, which could have called
+                    # tools, is the final answer; its first token came at first_token_t.
+                    first = out.stats.first_token_t if out.stats else None
+                    self.emit(FinalAnswerStarted(i, first if first is not None else now()))
+            background.cancel_scope.cancel()
         for cid, _call, _ in calls:
             self.s.add_tool_result(self.tok, cid, spans[cid].result.content)
         stats = out.stats

@@ -252,6 +252,17 @@ class ScriptedEngine:
         )
 
     async def _run_steps(self) -> None:
+        try:
+            await self._steps()
+        except Exception as exc:
+            # Never leave a caller waiting on a stream that will not move again.
+            for r in [*self._running, *self._waiting]:
+                self._fail(r, f"scripted engine failed: {exc!r}")
+            self._running.clear()
+            self._waiting.clear()
+            raise
+
+    async def _steps(self) -> None:
         assert self._wake is not None
         tm = self.timing
         while not self._closed:
@@ -277,6 +288,8 @@ class ScriptedEngine:
             await asyncio.sleep(step)
             t = now()
             for r, n in chunks:
+                if r.done:  # aborted while its step ran
+                    continue
                 r.prefilled += n
                 if r.prefilled >= len(r.req.prompt):
                     self._emit(r, t)
@@ -296,14 +309,18 @@ class ScriptedEngine:
             need = self.cache.free_blocks_needed(
                 self.cache.block_keys(r.req.prompt, r.req.cache_salt)
             )
-            if not self.cache.can_allocate(need):
+            bs = self.cache.block_size
+            reserve = (len(r.req.prompt) + len(r.output)) // bs - len(r.req.prompt) // bs
+            if not self.cache.can_allocate(need + reserve):
                 if not self._running:
                     self._waiting.pop(0)
                     self._fail(r, "prompt does not fit the KV cache")
                     continue
                 return
             self._waiting.pop(0)
-            r.alloc = self.cache.allocate(r.req.prompt, r.req.cache_salt, len(r.req.prompt), now())
+            r.alloc = self.cache.allocate(
+                r.req.prompt, r.req.cache_salt, len(r.req.prompt), now(), reserve=reserve
+            )
             r.scheduled_t = now()
             self._running.append(r)
 

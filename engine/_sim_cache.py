@@ -38,6 +38,7 @@ class Allocation:
 
     keys: tuple[int, ...]
     cached_tokens: int
+    reserved: int = 0
 
 
 class SimPrefixCache:
@@ -67,6 +68,7 @@ class SimPrefixCache:
         self._blocks: dict[int, _Block] = {}
         self._free: dict[int, OrderedDict[int, _Block]] = {int(t): OrderedDict() for t in Tier}
         self._free_count = 0
+        self._reserved = 0  # blocks promised to running requests' outputs
         self._by_session: dict[SessionId, set[int]] = {}
         self.queries = 0
         self.hits = 0
@@ -92,12 +94,19 @@ class SimPrefixCache:
         return n
 
     def free_blocks_needed(self, keys: Sequence[int]) -> int:
-        return len(keys) - self.cached_prefix_blocks(keys)
+        """Blocks that pinning ``keys`` takes from the pool: absent ones and free cached ones."""
+        needed = 0
+        for k in keys:
+            blk = self._blocks.get(k)
+            if blk is None or blk.refs == 0:
+                needed += 1
+        return needed
 
     def can_allocate(self, n_new: int) -> bool:
+        """Whether ``n_new`` more blocks can be in use (free cached blocks may be evicted)."""
         if self.capacity is None:
             return True
-        return len(self._blocks) - self._free_count + n_new <= self.capacity
+        return len(self._blocks) - self._free_count + self._reserved + n_new <= self.capacity
 
     def _list_of(self, blk: _Block, now_s: float) -> OrderedDict[int, _Block]:
         return self._free[int(blk.tier_at(now_s)) if self.use_tiers else 0]
@@ -122,17 +131,24 @@ class SimPrefixCache:
         return blk, cached
 
     def allocate(
-        self, prompt: Sequence[int], salt: str | None, prompt_len: int, now_s: float = 0.0
+        self,
+        prompt: Sequence[int],
+        salt: str | None,
+        prompt_len: int,
+        now_s: float = 0.0,
+        *,
+        reserve: int = 0,
     ) -> Allocation:
         """Pin the prompt's blocks, reusing the cached prefix (vLLM never caches the last token).
 
         Raises:
-            MemoryError: the blocks cannot fit even after evicting every free block.
+            MemoryError: the blocks (and ``reserve`` more for the output) cannot fit even
+                after evicting every free block.
         """
         keys = self.block_keys(prompt, salt)
         present = self.cached_prefix_blocks(keys)
         hit_blocks = min(present, (prompt_len - 1) // self.block_size)
-        if not self.can_allocate(len(keys) - present):
+        if not self.can_allocate(self.free_blocks_needed(keys) + reserve):
             raise MemoryError("prefix cache full of blocks in use")
         for i, k in enumerate(keys):
             blk = self._blocks.get(k)
@@ -141,16 +157,20 @@ class SimPrefixCache:
             self._pin(k, now_s)
         self.queries += prompt_len
         self.hits += hit_blocks * self.block_size
-        return Allocation(tuple(keys), hit_blocks * self.block_size)
+        # Room for the blocks its output will fill: decoding never runs out of space.
+        self._reserved += reserve
+        return Allocation(tuple(keys), hit_blocks * self.block_size, reserve)
 
     def extend(
         self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0
     ) -> Allocation:
         """Pin the blocks that generated tokens filled (``tokens`` = prompt + output so far)."""
         extra = self.block_keys(tokens, salt)[len(alloc.keys) :]
+        used = min(len(extra), alloc.reserved)
+        self._reserved -= used
         for k in extra:
             self._pin(k, now_s)
-        return Allocation(alloc.keys + tuple(extra), alloc.cached_tokens)
+        return Allocation(alloc.keys + tuple(extra), alloc.cached_tokens, alloc.reserved - used)
 
     def free(
         self,
@@ -162,6 +182,7 @@ class SimPrefixCache:
     ) -> None:
         """Unpin a request's blocks, labelling each with the highest overlapping hint
         (capped along the prefix, as the tier-aware scheduler does)."""
+        self._reserved -= alloc.reserved
         room = self._pending_room(now_s) if any(h.tier == Tier.SPLIT_PENDING for h in hints) else 0
         for k, lab in zip(alloc.keys, self._labels(hints, len(alloc.keys)), strict=True):
             blk = self._blocks[k]
@@ -225,7 +246,7 @@ class SimPrefixCache:
             blk.tier, blk.expires_at = Tier.SCRATCH, None
 
     def _make_room(self, now_s: float) -> None:
-        if self.capacity is None or len(self._blocks) < self.capacity:
+        if self.capacity is None or len(self._blocks) + self._reserved < self.capacity:
             return
         if self.use_tiers:
             self._expire(now_s)

@@ -202,3 +202,25 @@ def test_a_last_response_that_still_calls_tools_ends_at_the_iteration_limit() ->
     result = run_virtual(main)
     assert result.status == "max_iterations" and result.ftr_s is None
     assert len(result.iterations) == 2 and len(result.iterations[1].tools) == 0
+
+
+def test_a_split_prefill_still_running_when_tools_finish_is_cancelled() -> None:
+    # Re-rendered prompts (no token log) diverge from the compact JSON the model wrote, so
+    # split A must be recomputed, and prefill is slow here: the 0.5 s tool finishes first.
+    replies = [call_text("search", {"q": "x"}, compact=True), "Done."]
+    switches = Switches(token_log=False, stream_tools=True, split_prefill=True)
+
+    async def main() -> RunResult:
+        engine = ScriptedEngine(
+            replies, timing=TimingModel(prefill_s_per_token=0.01, decode_step_s=D), block_size=BLOCK
+        )
+        agent = Agent(instructions="Be brief.", tools=[search], engine=engine, switches=switches,
+                      constrain_calls=False)
+        result = await agent.run("Find x.")
+        await engine.aclose()
+        return result
+
+    result = run_virtual(main)
+    first, second = result.iterations
+    assert first.split_prefill is None  # it never finished
+    assert second.sent_t == pytest.approx(first.tools[0].end_t)
