@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._base import EngineBase, EngineProxy
 from ._chat import ChatMessage, ToolCallPart, render_with_template, template_source
 from ._model import (
     DEFAULT_MODEL_NAME,
@@ -53,9 +54,11 @@ __all__ = [
     "ChatTokenizer",
     "Constraint",
     "Engine",
+    "EngineBase",
     "EngineError",
     "EngineInfo",
     "EngineOptions",
+    "EngineProxy",
     "EngineStats",
     "FinishReason",
     "GenerateRequest",

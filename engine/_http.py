@@ -10,29 +10,26 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import orjson
 
+from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._prom import parse_prometheus
 from ._protocol import EngineError, PromptTooLongError
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
-    CacheHint,
     EngineInfo,
     EngineStats,
     FinishReason,
     GenerateRequest,
-    PrefillStats,
     RequestId,
     RequestStats,
-    SamplingOptions,
     SessionId,
     TierStats,
     TokenDelta,
@@ -40,7 +37,7 @@ from ._types import (
 from ._vllm_args import agentrt_extra_args
 
 
-class HTTPEngine:
+class HTTPEngine(EngineBase):
     """The Engine protocol over HTTP. Create with ``await HTTPEngine.connect(url)``.
 
     Invariants: one ``httpx.AsyncClient`` per engine; closing a stream early closes its
@@ -192,30 +189,6 @@ class HTTPEngine:
         last = pending or TokenDelta((), "", t)
         yield TokenDelta(last.token_ids, last.text, last.t, stats)
 
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        t0 = now()
-        req = GenerateRequest(
-            tuple(prompt),
-            SamplingOptions(max_tokens=1),
-            hints=tuple(hints),
-            session=session,
-            cache_salt=cache_salt,
-            priority=priority,
-        )
-        stats: RequestStats | None = None
-        async for d in self.generate(req):
-            stats = d.stats or stats
-        assert stats is not None, "HTTP stream ended without stats"
-        return PrefillStats(stats.prompt_tokens, stats.cached_tokens, now() - t0)
-
     async def release(self, session: SessionId) -> None:
         if self._info.supports_hints:
             self._pending_release.append(session)
@@ -246,17 +219,6 @@ class HTTPEngine:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _finish(raw: str, req: GenerateRequest, eos: int) -> FinishReason:

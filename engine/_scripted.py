@@ -14,23 +14,19 @@ import contextlib
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
+from ._base import EngineBase
 from ._clock import now
 from ._protocol import EngineError, PromptTooLongError
 from ._sim_cache import Allocation, SimPrefixCache
 from ._tokenizer import ByteCodec, ChatTokenizer
 from ._types import (
-    CacheHint,
     EngineInfo,
     EngineStats,
     FinishReason,
     GenerateRequest,
-    PrefillStats,
     RequestId,
     RequestStats,
-    SamplingOptions,
     SessionId,
     TokenDelta,
 )
@@ -91,7 +87,7 @@ class _Req:
     done: bool = False
 
 
-class ScriptedEngine:
+class ScriptedEngine(EngineBase):
     """A deterministic engine: scripted outputs, modelled step timing, simulated prefix cache.
 
     Args:
@@ -121,6 +117,7 @@ class ScriptedEngine:
         self._script_iter = None if callable(script) else iter(list(script))
         self.timing = timing or TimingModel()
         self._tokenizer = tokenizer or ChatTokenizer(ByteCodec())
+        self.prefill_forced_token = self._tokenizer.im_end_id
         self.cache = SimPrefixCache(block_size, num_blocks, use_tiers=use_tiers)
         self._info = EngineInfo("scripted", max_model_len, block_size, use_tiers, "scripted")
         self._ids = itertools.count()
@@ -210,31 +207,6 @@ class ScriptedEngine:
             self._running.remove(r)
         if r.alloc is not None:
             self.cache.free(r.alloc, (), None, now_s=now())
-
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        t0 = now()
-        req = GenerateRequest(
-            tuple(prompt),
-            SamplingOptions(max_tokens=1),
-            hints=tuple(hints),
-            session=session,
-            priority=priority,
-            cache_salt=cache_salt,
-            forced_output=(self._tokenizer.im_end_id,),
-        )
-        stats: RequestStats | None = None
-        async for d in self.generate(req):
-            stats = d.stats or stats
-        assert stats is not None, "scripted stream ended without stats"
-        return PrefillStats(stats.prompt_tokens, stats.cached_tokens, now() - t0)
 
     async def release(self, session: SessionId) -> None:
         self.cache.release(session)
@@ -381,14 +353,3 @@ class ScriptedEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._model import resolve_model
@@ -21,15 +21,12 @@ from ._protocol import EngineError, PromptTooLongError
 from ._tier_wire import fetch_tier_stats
 from ._tokenizer import ChatTokenizer
 from ._types import (
-    CacheHint,
     EngineInfo,
     EngineStats,
     FinishReason,
     GenerateRequest,
-    PrefillStats,
     RequestId,
     RequestStats,
-    SamplingOptions,
     SessionId,
     TokenDelta,
 )
@@ -67,7 +64,7 @@ class EngineOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class VLLMEngine:
+class VLLMEngine(EngineBase):
     """The Engine protocol over vLLM's ``AsyncLLM``, running in this process.
 
     Invariants: every request sent to vLLM carries a unique id; a stream that is closed
@@ -180,31 +177,6 @@ class VLLMEngine:
             # Closing vLLM's generator aborts the request inside vLLM if it is still running.
             await stream.aclose()
 
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        t0 = now()
-        req = GenerateRequest(
-            tuple(prompt),
-            SamplingOptions(max_tokens=1),
-            hints=tuple(hints),
-            session=session,
-            cache_salt=cache_salt,
-            priority=priority,
-        )
-        stats: RequestStats | None = None
-        async for delta in self.generate(req):
-            stats = delta.stats or stats
-        if stats is None:
-            raise EngineError("prefill ended without statistics")
-        return PrefillStats(stats.prompt_tokens, stats.cached_tokens, now() - t0)
-
     async def release(self, session: SessionId) -> None:
         # Delivered with the next request: eviction only happens when a request allocates.
         if self._info.supports_hints:
@@ -257,17 +229,6 @@ class VLLMEngine:
         # vLLM's __del__ calls shutdown() again; at interpreter exit its module globals
         # are already gone and that second call raises. It has nothing left to do.
         llm.shutdown = _already_shut_down  # type: ignore[method-assign]
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _already_shut_down(timeout: float | None = None) -> None:

@@ -4,9 +4,9 @@
 # machine: the baseline, each co-design switch alone, and all of them, at three Poisson
 # loads, on (a) a scaled WEKA Claude Code subset and (b) the synthetic web-search agent.
 #
-# Duration: about 24 minutes on the 2-core CPU machine when nothing else runs (two engine
-# starts of ~45 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-40 s, measured with
-# these settings). Run it on a quiet machine: every number on the page is a latency.
+# Duration: about 40 minutes on the 2-core CPU machine when nothing else runs (two engine
+# starts of ~40 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-80 s). Run it on a quiet
+# machine: every number on the page is a latency.
 #
 # Environment: PYTHON (default .venv/bin/python), WEKA_DIR (default
 # /work/shared/traces/weka-claude-code), SEED (default 0). For a quick check of the script
@@ -22,7 +22,8 @@ OUT=${OUT:-traces/results}
 PAGE=${PAGE:-traces/RESULTS.md}
 LOGS=${TMPDIR:-/tmp}/agentrt-results-logs
 MODES=${MODES:-baseline,token_log,stream_tools,split_prefill,cache_hints,run_priority,all}
-RATES=${RATES:-0.4,1,2.5}
+WEKA_RATES=${WEKA_RATES:-${RATES:-0.2,0.4,0.8}}
+WEB_RATES=${WEB_RATES:-${RATES:-0.25,0.5,1}}
 
 # Shared by both workloads.
 # - 128 MiB of KV cache holds ~2,900 tokens of this model (float32 on CPUs without bf16):
@@ -30,13 +31,14 @@ RATES=${RATES:-0.4,1,2.5}
 #   eviction order matters. max-model-len must fit in it.
 # - 32-token blocks (the smallest vLLM's CPU attention takes; its default is 128) let the
 #   prefixes of these scaled prompts hit at nearly a GPU deployment's granularity (16).
-# - Loads 0.4, 1 and 2.5 requests/s: from two or three requests at a time to all of them at
-#   once; with so few requests the higher loads are bursts, not a steady state.
+# - Loads: Poisson rates chosen per workload to bracket the baseline's knee on this machine
+#   (WEKA 0.2/0.4/0.8, web search 0.25/0.5/1 requests/s); with 8-16 requests per run the
+#   highest load is a burst rather than a steady state.
 # - FTR target: 1.25 x the baseline's median FTR at the lowest load.
 # - A run still going after 200 s is cut off (its unfinished requests count as failed).
 COMMON=(
   --engine embedded --kv-cache-bytes 128MiB --block-size 32 --max-model-len 2560
-  --modes "$MODES" --seed "$SEED" --rates "$RATES" --ftr-target-factor 1.25
+  --modes "$MODES" --seed "$SEED" --ftr-target-factor 1.25
   --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 200
 )
 
@@ -57,19 +59,21 @@ replay() {
 }
 
 # (a) WEKA Claude Code sessions, token counts x 1/64 (a 64-token hash block becomes one
-# token): the first 6 agent requests of the first 24 conversations that use tools (2-4 LLM
+# token): the first 8 agent requests of the first 24 conversations that use tools (2-4 LLM
 # calls) and whose recorded context fits 1,200 scaled tokens. Tool latencies (think_time,
 # which includes people approving tools) are clipped to 2 s and replayed x 1.
 replay weka \
   --weka "$WEKA_DIR" --max-conversations 24 --token-scale 1/64 --max-tool-latency 2 \
-  --min-calls 2 --max-calls 4 --max-context 1200 --max-requests 6 --tool-factor 1 \
+  --min-calls 2 --max-calls 4 --max-context 1200 --max-requests 8 --tool-factor 1 \
+  --rates "$WEKA_RATES" \
   "${COMMON[@]}" --title "WEKA Claude Code subset (token scale 1/64)"
 
-# (b) The synthetic web-search agent (the shape of the Sutradhara BFCL v4 replay): 8
+# (b) The synthetic web-search agent (the shape of the Sutradhara BFCL v4 replay): 16
 # requests, token counts x 1/8 (a 125-token shared system prompt), 2-3 LLM calls each,
 # tool latencies replayed x 3.1 as in the paper (median 0.5 s recorded).
 replay websearch \
-  --synthetic --synthetic-requests 8 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
+  --synthetic --synthetic-requests 16 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
+  --rates "$WEB_RATES" \
   "${COMMON[@]}" --title "Synthetic web-search agent (token scale 1/8)"
 
 "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch"

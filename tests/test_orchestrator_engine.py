@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 
 import anyio
 import pytest
 
 from agentrt import Agent, RunResult, Switches, ToolError, tool
 from agentrt.engine import (
-    CacheHint,
     Engine,
-    EngineInfo,
-    EngineStats,
+    EngineProxy,
     GenerateRequest,
-    PrefillStats,
     RegexConstraint,
     SamplingOptions,
-    SessionId,
     TokenDelta,
 )
-from agentrt.engine._tokenizer import ChatTokenizer
 from agentrt.tools import calculator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.engine]
@@ -30,7 +25,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.engine]
 SAMPLING = SamplingOptions(max_tokens=40)
 
 
-class FirstCallForced:
+class FirstCallForced(EngineProxy):
     """Test seam: the real engine, with the first response constrained to a given call.
 
     The model still decodes every token; the regex only decides which call it writes,
@@ -38,51 +33,15 @@ class FirstCallForced:
     """
 
     def __init__(self, inner: Engine, call_json: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.pattern = re.escape(f"<tool_call>\n{call_json}\n</tool_call>")
         self.calls = 0
-
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self.inner.tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         self.calls += 1
         if self.calls == 1:
             request = dataclasses.replace(request, constraint=RegexConstraint(self.pattern))
         return self.inner.generate(request)
-
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        return await self.inner.prefill(
-            prompt, hints, session, cache_salt=cache_salt, priority=priority
-        )
-
-    async def release(self, session: SessionId) -> None:
-        await self.inner.release(session)
-
-    async def stats(self) -> EngineStats:
-        return await self.inner.stats()
-
-    async def aclose(self) -> None:
-        return None
-
-    async def __aenter__(self) -> FirstCallForced:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 async def test_agent_with_a_real_tool_completes(vllm_engine: Engine) -> None:

@@ -214,8 +214,13 @@ def test_a_split_prefill_still_running_when_tools_finish_is_cancelled() -> None:
         engine = ScriptedEngine(
             replies, timing=TimingModel(prefill_s_per_token=0.01, decode_step_s=D), block_size=BLOCK
         )
-        agent = Agent(instructions="Be brief.", tools=[search], engine=engine, switches=switches,
-                      constrain_calls=False)
+        agent = Agent(
+            instructions="Be brief.",
+            tools=[search],
+            engine=engine,
+            switches=switches,
+            constrain_calls=False,
+        )
         result = await agent.run("Find x.")
         await engine.aclose()
         return result

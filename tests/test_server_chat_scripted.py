@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,20 +14,15 @@ import openai
 import pytest
 
 from agentrt.engine import (
-    CacheHint,
     EngineError,
-    EngineInfo,
-    EngineStats,
+    EngineProxy,
     GenerateRequest,
     JsonSchemaConstraint,
-    PrefillStats,
     ScriptedEngine,
-    SessionId,
     TimingModel,
     TokenDelta,
     ToolCallConstraint,
 )
-from agentrt.engine._tokenizer import ChatTokenizer
 from agentrt.server import create_app, running_server
 
 pytestmark = pytest.mark.anyio
@@ -85,52 +80,17 @@ async def sse(client: httpx.AsyncClient, **body: Any) -> list[dict[str, Any]]:
     return out
 
 
-class OneChunk:
+class OneChunk(EngineProxy):
     """Test seam: a scripted engine whose whole reply arrives as a single delta."""
 
     def __init__(self, inner: ScriptedEngine) -> None:
-        self.inner = inner
-
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self.inner.tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
+        super().__init__(inner, owns_inner=True)
+        self.inner: ScriptedEngine = inner
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         deltas = [d async for d in self.inner.generate(request)]
         ids = tuple(t for d in deltas for t in d.token_ids)
         yield TokenDelta(ids, "".join(d.text for d in deltas), deltas[-1].t, deltas[-1].stats)
-
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        return await self.inner.prefill(
-            prompt, hints, session, cache_salt=cache_salt, priority=priority
-        )
-
-    async def release(self, session: SessionId) -> None:
-        await self.inner.release(session)
-
-    async def stats(self) -> EngineStats:
-        return await self.inner.stats()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def __aenter__(self) -> OneChunk:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class FailsAt(OneChunk):

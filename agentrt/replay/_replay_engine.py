@@ -13,15 +13,11 @@ import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 from agentrt.engine import (
     CacheHint,
-    ChatTokenizer,
     Engine,
-    EngineInfo,
-    EngineStats,
+    EngineProxy,
     GenerateRequest,
     PrefillStats,
     RequestStats,
@@ -76,7 +72,7 @@ class _Script:
     calls: list[EngineCall] = field(default_factory=list)
 
 
-class ReplayEngine:
+class ReplayEngine(EngineProxy):
     """The Engine protocol over ``inner``, forcing the outputs of registered sessions.
 
     Invariant: a registered session's k-th generate request is sent with its k-th forced
@@ -88,17 +84,8 @@ class ReplayEngine:
     """
 
     def __init__(self, inner: Engine, *, owns_inner: bool = False) -> None:
-        self.inner = inner
-        self.owns_inner = owns_inner
+        super().__init__(inner, owns_inner=owns_inner)
         self._scripts: dict[SessionId, _Script] = {}
-
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self.inner.tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self.inner.info
 
     def register(self, session: SessionId, outputs: Sequence[Sequence[int]]) -> None:
         """Force ``outputs`` (in order) on the generate requests of ``session``."""
@@ -170,24 +157,6 @@ class ReplayEngine:
         call.cached_tokens = stats.cached_tokens
         return stats
 
-    async def release(self, session: SessionId) -> None:
-        await self.inner.release(session)
-
-    async def stats(self) -> EngineStats:
-        return await self.inner.stats()
-
     async def aclose(self) -> None:
         self._scripts.clear()
-        if self.owns_inner:
-            await self.inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        await super().aclose()
