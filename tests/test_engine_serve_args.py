@@ -1,0 +1,29 @@
+"""``agentrt engine serve`` builds vLLM's server command with agentrt's parts in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentrt.engine import EngineOptions
+from agentrt.engine._serve import ServeOptions, server_argv
+
+
+def flag_value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_server_gets_the_tier_scheduler_forced_output_template_and_plugin() -> None:
+    argv, env = server_argv(EngineOptions(max_model_len=2048), ServeOptions(port=8123))
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert flag_value(argv, "--scheduler-cls") == "agentrt.engine._tier_scheduler.TierScheduler"
+    assert flag_value(argv, "--logits-processors") == "agentrt.engine._forced:ForcedOutputProcessor"
+    assert Path(flag_value(argv, "--chat-template")).name == "hermes_tools.jinja"
+    assert "--enable-prompt-tokens-details" in argv
+    assert flag_value(argv, "--host") == "127.0.0.1" and flag_value(argv, "--port") == "8123"
+    assert flag_value(argv, "--max-model-len") == "2048"
+    assert env["VLLM_PLUGINS"] == "agentrt" and env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_no_hints_serves_vllms_own_scheduler() -> None:
+    argv, _ = server_argv(EngineOptions(cache_hints=False), ServeOptions())
+    assert "--scheduler-cls" not in argv
