@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+from collections.abc import Sequence
 
 # name -> (module with add_bench_arguments(parser) and main(args) -> int, help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -26,9 +26,9 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 }
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     # Only the chosen benchmark's module is imported (they pull in vLLM, the server...).
-    chosen = next((a for a in sys.argv[1:] if a in BENCHMARKS), None)
+    chosen = next((a for a in argv if a in BENCHMARKS), None)
     sub = p.add_subparsers(dest="bench", required=True)
     for name, (module, help_text) in BENCHMARKS.items():
         q = sub.add_parser(name, help=help_text, description=help_text)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from agentrt.engine import ModelNotAvailableError
 
 from ._engine_options_cli import add_engine_flags, engine_options
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     sub = p.add_subparsers(dest="engine_command", required=True)
     serve = sub.add_parser(
         "serve", help="start vLLM's OpenAI server with agentrt's scheduler and template"

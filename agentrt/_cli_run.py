@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 
 import anyio
 
@@ -17,7 +18,7 @@ from ._catalog import BUILTIN_AGENTS, load_agents
 from ._engines import close_default_engine
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     p.add_argument("question", nargs="+", help="what to ask")
     p.add_argument(
         "--agent",

@@ -11,7 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# name -> (module defining `add_arguments(parser)` and `main(args) -> int`, help text)
+# name -> (module defining `add_arguments(parser, argv)` and `main(args) -> int`, help text);
+# argv is the whole command line, for commands whose options depend on a sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("agentrt._cli_model", "prepare or locate the default model"),
     "engine": ("agentrt._cli_engine", "serve the engine over HTTP, or benchmark it"),
@@ -22,22 +23,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(command: str | None) -> argparse.ArgumentParser:
+def build_parser(command: str | None, argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentrt", description="agentrt command line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             mod = importlib.import_module(module)
-            mod.add_arguments(p)
+            mod.add_arguments(p, argv)
             p.set_defaults(_main=mod.main)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append each option's default to its help (unless the help names it already).
+
+    Done once here rather than with a formatter class in every module because argparse's
+    ArgumentDefaultsHelpFormatter skips options declared without a help text.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _show_defaults(child)
+            continue
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS:
+            continue
+        text = action.help or ""
+        if text is argparse.SUPPRESS or "default" in text.lower() or not action.option_strings:
+            continue
+        action.help = f"{text} (default: %(default)s)".strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
+    args = build_parser(command if command in COMMANDS else None, argv).parse_args(argv)
     return int(args._main(args))
 
 

@@ -78,3 +78,21 @@ def test_public_surface_is_a_sorted_all_of_real_names(module: str) -> None:
     assert len(set(names)) == len(names)
     for name in names:
         assert getattr(mod, name) is not None, f"{module}.{name} does not resolve"
+
+
+def test_every_source_folder_is_a_listed_package() -> None:
+    """A folder missing from pyproject's packages works in the editable install but is absent
+    from a wheel, so `pip install agentrt` would fail at import time."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    listed = set(config["setuptools"]["packages"])
+    roots = config["setuptools"]["package-dir"]
+    found = set()
+    for package, folder in roots.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *rel.parts]))
+    for init in (ROOT / "engine").rglob("*.jinja"):
+        found.add("agentrt.engine." + ".".join(init.parent.relative_to(ROOT / "engine").parts))
+    assert found <= listed, sorted(found - listed)

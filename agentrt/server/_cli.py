@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
@@ -46,7 +47,7 @@ def parse_bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     add_engine_flags(p)  # the embedded engine's options, as every command spells them
