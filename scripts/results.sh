@@ -42,7 +42,7 @@ COMMON=(
   --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 200
 )
 
-rm -rf "$OUT/weka" "$OUT/websearch" "$LOGS"
+rm -rf "$OUT/weka" "$OUT/websearch" "$OUT/websearch-targets" "$LOGS"
 mkdir -p "$OUT" "$LOGS"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL=WARNING
 
@@ -78,3 +78,15 @@ replay websearch \
 
 "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch"
 echo "done ($(date +%T)); logs in $LOGS" >&2
+
+# (c) The co-design targets: all switches vs the baseline only, on the synthetic web-search
+# agent with more requests (32) and five loads, so the baseline's knee lies inside the sweep.
+if [ -z "${SKIP_TARGETS:-}" ]; then
+  replay websearch-targets \
+    --synthetic --synthetic-requests 32 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
+    --rates "${TARGET_RATES:-0.5,1,1.5,2,3}" --engine embedded --kv-cache-bytes 128MiB \
+    --block-size 32 --max-model-len 2560 --modes baseline,all --seed "$SEED" \
+    --ftr-target-factor 1.25 --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 400 \
+    --title "Synthetic web-search agent, 32 requests: all switches vs baseline"
+  "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch" "$OUT/websearch-targets"
+fi

@@ -138,7 +138,8 @@ def render_page(folders: Sequence[Path], page: Path) -> str:
         "## Headline",
         "",
         "Load at target: the highest Poisson rate whose median FTR meets the workload's FTR "
-        "target, and its ratio to the baseline's (≥: every measured load met it). Median FTR "
+        "target, and its ratio to the baseline's (≥: every measured load met it; ? before a "
+        "ratio: both loads are such lower bounds, so the ratio is unknown). Median FTR "
         "at the knee: each mode's median FTR at the lowest load where the baseline misses the "
         "target (the highest load when it never does), and its ratio to the baseline's "
         "(lower is better).",
@@ -151,7 +152,7 @@ def render_page(folders: Sequence[Path], page: Path) -> str:
         lines += headline(name, report)
     lines.append("")
     for name, folder, report in reports:
-        lines += _section(name, folder, report, page.parent)
+        lines += [*_section(name, folder, report, page.parent), ""]
     return "\n".join(lines) + "\n"
 
 
