@@ -56,9 +56,12 @@ class Switches:
         return dataclasses.replace(cls.baseline(), **{name: True})
 
     def label(self) -> str:
-        on = [f.name for f in dataclasses.fields(self) if getattr(self, f.name)]
-        if len(on) == len(dataclasses.fields(self)):
+        names = [f.name for f in dataclasses.fields(self)]
+        on = [n for n in names if getattr(self, n)]
+        if len(on) == len(names):
             return "all"
+        if len(on) == len(names) - 1 > 1:
+            return "all-" + next(n for n in names if n not in on)
         return "+".join(on) if on else "baseline"
 
 

@@ -4,6 +4,7 @@ outputs, and the stable vocabulary's round trip with the real model tokenizer.""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 from pathlib import Path
@@ -280,3 +281,18 @@ def test_cli_replays_on_the_scripted_engine_and_writes_the_report(tmp_path: Path
     assert "| baseline | 6/6 |" in text and "| all | 6/6 |" in text
     page = render_page([tmp_path], tmp_path.parent / "RESULTS.md")
     assert f"| {tmp_path.name} | all |" in page
+
+
+@pytest.mark.parametrize("switch", ["token_log", "stream_tools", "split_prefill", "run_priority"])
+def test_leave_one_out_modes_turn_off_exactly_one_switch(switch: str) -> None:
+    s = mode_switches(f"all-{switch}")
+    assert not getattr(s, switch)
+    assert sum(getattr(s, f.name) for f in dataclasses.fields(s)) == len(dataclasses.fields(s)) - 1
+    assert s.label() == f"all-{switch}"
+    assert mode_switches(switch).label() == switch
+
+
+@pytest.mark.parametrize("bad", ["all-", "all-baseline", "everything", "all-all"])
+def test_unknown_modes_are_refused_by_name(bad: str) -> None:
+    with pytest.raises(ValueError, match=repr(bad)):
+        mode_switches(bad)

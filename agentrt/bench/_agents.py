@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -20,7 +21,7 @@ import anyio
 
 from agentrt import Agent, RunResult, SamplingOptions, Switches, tool
 from agentrt.engine import VLLMEngine
-from agentrt.replay import percentile
+from agentrt.replay import mode_switches, percentile
 
 from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
@@ -73,9 +74,8 @@ def questions(n: int) -> list[str]:
 
 
 def modes(names: Sequence[str]) -> list[tuple[str, Switches]]:
-    table = {"baseline": Switches.baseline(), "all": Switches()}
-    table.update({s: Switches.only(s) for s in SWITCHES})
-    return [(n, table[n]) for n in names]
+    """Named modes as the replay names them: baseline, one switch, all, all-<switch>."""
+    return [(n, mode_switches(n)) for n in names]
 
 
 async def run_batch(agent: Agent, qs: list[str], concurrency: int) -> tuple[list[RunResult], float]:
@@ -117,14 +117,18 @@ def summarize(results: list[RunResult], wall_s: float) -> dict[str, Any]:
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=8, help="agent runs per mode and concurrency")
     p.add_argument("--concurrency", default="1,4", help="comma-separated levels")
-    p.add_argument("--modes", default="baseline," + ",".join(SWITCHES) + ",all")
+    p.add_argument(
+        "--modes",
+        default="baseline," + ",".join(SWITCHES) + ",all",
+        help="comma-separated: baseline, a switch alone, all, or all-<switch>",
+    )
     p.add_argument("--tool-latency-s", type=float, default=0.5)
     p.add_argument("--max-tokens", type=int, default=80)
     p.add_argument("--out", default=None)
     add_engine_flags(p, kv_cache_mib=160, max_model_len=2048)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, chosen: list[tuple[str, Switches]]) -> dict[str, Any]:
     levels = [int(c) for c in args.concurrency.split(",")]
     engine = await VLLMEngine.start(engine_options(args))
     rows: list[dict[str, Any]] = []
@@ -132,7 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         qs = questions(args.runs)
         await make_agent(engine, Switches(), 0.0, 8).run("Warm up.")
         for level in levels:
-            for name, sw in modes(args.modes.split(",")):
+            for name, sw in chosen:
                 await engine.reset_prefix_cache()
                 agent = make_agent(engine, sw, args.tool_latency_s, args.max_tokens)
                 results, wall = await run_batch(agent, qs, level)
@@ -158,7 +162,12 @@ def _fmt(v: float | None, unit: Literal["s", "%"] = "s") -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    res = asyncio.run(run(args))
+    try:
+        chosen = modes(args.modes.split(","))  # a bad name fails before the engine starts
+    except ValueError as exc:
+        print(f"agentrt bench agents: {exc}", file=sys.stderr)
+        return 2
+    res = asyncio.run(run(args, chosen))
     table = markdown_table(
         [
             "concurrency",

@@ -19,7 +19,7 @@ from typing import Any
 from agentrt import Agent, SamplingOptions, Switches, tool
 from agentrt.engine import GenerateRequest, ScriptedEngine, TimingModel
 
-from ._output import markdown_table, out_dir, write_json
+from ._output import bar_chart, markdown_table, out_dir, write_json
 
 _ANSWER = "The population of Lyon is 522,250 people, about a quarter of that of Paris. " * 2
 _CALL = '<tool_call>\n{"name": "lookup", "arguments": {"city": "Lyon"}}\n</tool_call>'
@@ -128,5 +128,17 @@ def main(args: argparse.Namespace) -> int:
     folder = out_dir(args.out, "bench-overhead")
     write_json(folder / "overhead.json", {**res, "iteration_s": args.iteration_s})
     (folder / "overhead.md").write_text(table + "\n")
+    bar_chart(
+        folder / "overhead.png",
+        "Cost per agent iteration (ScriptedEngine, zero-cost steps)",
+        ["engine driven directly", "through Agent.run"],
+        {
+            "µs/iteration": [
+                res["direct_s_per_iteration"] * 1e6,
+                res["agent_s_per_iteration"] * 1e6,
+            ]
+        },
+        "µs",
+    )
     print(f"results in {folder}")
     return 0

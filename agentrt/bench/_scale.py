@@ -79,7 +79,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         max_batched_tokens=1_000_000,
     )
     engine = ScriptedEngine(
-        lambda c: _CALL if c.index % 2 == 0 else _ANSWER,
+        # By the prompt, not the call's index: the runs' calls interleave.
+        lambda c: _ANSWER if "<tool_response>" in c.prompt_text else _CALL,
         timing=timing,
         num_blocks=args.runs * 8,
         record_requests=False,

@@ -134,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         "--modes",
         type=_list(str),
         default=list(MODE_NAMES),
-        help=f"comma-separated, from {','.join(MODE_NAMES)} (default: all of them)",
+        help=f"comma-separated, from {','.join(MODE_NAMES)}, or all-<switch> to leave one out "
+        "(default: all of them)",
     )
     loads = run.add_mutually_exclusive_group()
     loads.add_argument(

@@ -27,7 +27,8 @@ MODE_NAMES = ("baseline", *SWITCH_NAMES, "all")
 
 
 def mode_switches(name: str) -> Switches:
-    """``baseline``, ``all``, or one switch alone (``token_log``, ``stream_tools``...).
+    """``baseline``, ``all``, one switch alone (``token_log``, ``stream_tools``...), or all but
+    one (``all-run_priority``: the leave-one-out ablation).
 
     Raises:
         ValueError: an unknown mode name.
@@ -36,8 +37,13 @@ def mode_switches(name: str) -> Switches:
         return Switches.baseline()
     if name == "all":
         return Switches()
+    left_out = name.removeprefix("all-")
+    if left_out != name and left_out in SWITCH_NAMES:
+        return dataclasses.replace(Switches(), **{left_out: False})
     if name not in SWITCH_NAMES:
-        raise ValueError(f"unknown mode {name!r}: use one of {', '.join(MODE_NAMES)}")
+        raise ValueError(
+            f"unknown mode {name!r}: use one of {', '.join(MODE_NAMES)}, or all-<switch>"
+        )
     return Switches.only(name)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import multiprocessing
 import statistics
 import time
@@ -21,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
+
+from agentrt.bench._output import out_dir, write_json
 
 from ._bench_report import Result, overheads, plot, table
 
@@ -240,8 +240,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="tokens per request (default: 128 scripted, 32 embedded)",
     )
-    p.add_argument("--out", type=Path, default=Path("bench-server.json"))
-    p.add_argument("--png", type=Path, default=Path("bench-server.png"))
+    p.add_argument("--out", default=None, help="result folder (default runs/bench-server-<time>)")
 
 
 def _specs(args: argparse.Namespace) -> list[tuple[EngineSpec, argparse.Namespace]]:
@@ -284,9 +283,11 @@ def main(args: argparse.Namespace) -> int:
     results = asyncio.run(run())
     print(table(results))
     data = {"results": [dataclasses.asdict(r) for r in results], "overhead": overheads(results)}
-    args.out.write_text(json.dumps(data, indent=2))
-    plot(results, args.png)
-    print(f"wrote {args.out} and {args.png}")
+    folder = out_dir(args.out, "bench-server")
+    write_json(folder / "server.json", data)
+    (folder / "server.md").write_text(table(results) + "\n")
+    plot(results, folder / "server.png")
+    print(f"results in {folder}")
     return 0
 
 

@@ -38,19 +38,27 @@ def overheads(results: Sequence[Result]) -> dict[str, dict[str, float]]:
 
 
 def table(results: Sequence[Result]) -> str:
-    lines = [
-        f"{'engine':<16}{'mode':<12}{'req':>5}{'conc':>6}{'req/s':>9}{'tok/s':>10}"
-        f"{'TTFT ms':>10}{'µs/token':>10}"
+    """A Markdown table of the results, then one line per engine with the server's overhead."""
+    from agentrt.bench._output import markdown_table
+
+    rows = [
+        [
+            r.engine,
+            r.mode,
+            r.requests,
+            r.concurrency,
+            f"{r.rps:.1f}",
+            f"{r.tokens_per_s:.0f}",
+            f"{r.ttft_ms:.2f}",
+            f"{r.itl_us:.1f}",
+        ]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"{r.engine:<16}{r.mode:<12}{r.requests:>5}{r.concurrency:>6}{r.rps:>9.1f}"
-            f"{r.tokens_per_s:>10.0f}{r.ttft_ms:>10.2f}{r.itl_us:>10.1f}"
-        )
-    lines.append("")
+    headers = ["engine", "mode", "req", "conc", "req/s", "tok/s", "TTFT ms", "µs/token"]
+    lines = [markdown_table(headers, rows), ""]
     for engine, over in overheads(results).items():
         lines.append(
-            f"{engine:<16}server overhead: {over['per_token_us']:+.1f} µs/token, "
+            f"- {engine}: server overhead {over['per_token_us']:+.1f} µs/token, "
             f"{over['ttft_ms']:+.2f} ms TTFT, requests/s x{over['rps_ratio']:.2f}"
         )
     return "\n".join(lines)
