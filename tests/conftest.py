@@ -63,73 +63,14 @@ def engine_core_children(wait_s: float = 10.0) -> list[int]:
     return [p.pid for p in alive]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def engine_server() -> Iterator[str]:
     """``agentrt engine serve`` in a subprocess on loopback; stopped with SIGTERM at the end."""
-    import signal
-    import subprocess
-    import sys
-    import time
+    from engine_server_helpers import engine_server_process
 
-    import httpx
-    import psutil
-
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "agentrt",
-        "engine",
-        "serve",
-        "--port",
-        str(port),
-        "--kv-cache-mib",
-        str(TEST_KV_CACHE_BYTES // 2**20),
-        "--max-model-len",
-        str(TEST_MAX_MODEL_LEN),
-    ]
-    log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
-    # Dev mode serves /reset_prefix_cache, which tests use to start from a cold cache.
-    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:  # poll readiness: the server offers no other signal
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"engine server exited with {proc.returncode} before it was ready"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("engine server did not become ready in 300 s")
-            time.sleep(0.5)
-        children = psutil.Process(proc.pid).children(recursive=True)
+    with engine_server_process(TEST_KV_CACHE_BYTES // 2**20, TEST_MAX_MODEL_LEN) as (url, exit_):
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            log.close()
-    _gone, alive = psutil.wait_procs(children, timeout=15)
-    assert not alive, f"engine server left processes behind: {[p.pid for p in alive]}"
+    assert not exit_.leftover, f"engine server left processes behind: {exit_.leftover}"
 
 
 @pytest.fixture(scope="session")
