@@ -25,6 +25,7 @@ from typing import Any
 from agentrt.bench._output import out_dir, write_json
 
 from ._bench_report import Result, overheads, plot, table
+from ._runner import run_loop
 
 _READY_TIMEOUT_S = 600.0
 
@@ -189,7 +190,7 @@ def _serve_child(spec: EngineSpec, conn: Connection) -> None:
         finally:
             await engine.aclose()
 
-    asyncio.run(serve())
+    run_loop(serve())  # as `agentrt serve` runs it
 
 
 async def _server_phase(spec: EngineSpec, wl: argparse.Namespace) -> Result:
@@ -280,7 +281,7 @@ def main(args: argparse.Namespace) -> int:
             results.append(await _in_process(spec, wl))
         return results
 
-    results = asyncio.run(run())
+    results = run_loop(run())  # the same loop as the server child: only the server differs
     print(table(results))
     data = {"results": [dataclasses.asdict(r) for r in results], "overhead": overheads(results)}
     folder = out_dir(args.out, "bench-server")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -90,6 +91,12 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     )
     sec.add_argument("--max-body-bytes", type=parse_bytes, default=4 * 2**20)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "uvloop", "asyncio"],
+        help="event loop (auto: uvloop when installed, else asyncio)",
+    )
 
 
 def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
@@ -128,7 +135,12 @@ def main(args: argparse.Namespace) -> int:
         log.warning(
             "listening on %s without API keys: anyone who can reach it may use it", args.host
         )
-    return asyncio.run(_serve(args, agents, config))
+    from ._runner import run_loop
+
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        print("agentrt serve: --loop uvloop, but uvloop is not installed", file=sys.stderr)
+        return 2
+    return run_loop(_serve(args, agents, config), args.loop)
 
 
 async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerConfig) -> int:

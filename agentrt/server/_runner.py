@@ -10,13 +10,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
 
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 15.0
+T = TypeVar("T")
+LoopKind = Literal["auto", "uvloop", "asyncio"]
+
+
+def run_loop(main: Coroutine[Any, Any, T], kind: LoopKind = "auto") -> T:
+    """Run ``main`` to completion on a new event loop: uvloop when installed (``auto``; the
+    loop vLLM's own server uses, which halves the cost of a streamed chunk), else asyncio.
+
+    Raises:
+        ImportError: ``kind`` is "uvloop" and uvloop is not installed.
+    """
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(main)
+    return asyncio.run(main)
 
 
 class EmbeddedServer(uvicorn.Server):
