@@ -2,10 +2,12 @@
 # Produce the committed trace-replay results page, traces/RESULTS.md, with its plots and
 # reports under traces/results/, on the embedded engine (vLLM, default model) of this
 # machine: the baseline, each co-design switch alone, and all of them, at three Poisson
-# loads, on (a) a scaled WEKA Claude Code subset and (b) the synthetic web-search agent.
+# loads, on (a) a scaled WEKA Claude Code subset and (b) the synthetic web-search agent;
+# then (c) all vs baseline at five loads on 32 web-search requests, two draws.
 #
-# Duration: about 40 minutes on the 2-core CPU machine when nothing else runs (two engine
-# starts of ~40 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-80 s). Run it on a quiet
+# Duration: about 70 minutes on the 2-core CPU machine when nothing else runs (four engine
+# starts of ~40 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-80 s, then 2 x 2 x 5 = 20
+# runs of 60-100 s). Run it on a quiet
 # machine: every number on the page is a latency.
 #
 # Environment: PYTHON (default .venv/bin/python), WEKA_DIR (default
@@ -42,7 +44,7 @@ COMMON=(
   --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 200
 )
 
-rm -rf "$OUT/weka" "$OUT/websearch" "$OUT/websearch-targets" "$LOGS"
+rm -rf "$OUT/weka" "$OUT/websearch" "$OUT"/websearch-targets* "$LOGS"
 mkdir -p "$OUT" "$LOGS"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL=WARNING
 
@@ -77,16 +79,28 @@ replay websearch \
   "${COMMON[@]}" --title "Synthetic web-search agent (token scale 1/8)"
 
 "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch"
-echo "done ($(date +%T)); logs in $LOGS" >&2
 
 # (c) The co-design targets: all switches vs the baseline only, on the synthetic web-search
-# agent with more requests (32) and five loads, so the baseline's knee lies inside the sweep.
+# agent with more requests (32) and five loads, so the baseline's knee lies inside the sweep;
+# twice, the second time with seed + 1 (other requests, arrivals and tokens), so the page
+# shows how much one draw moves the headline ratios. About 14 minutes each.
 if [ -z "${SKIP_TARGETS:-}" ]; then
-  replay websearch-targets \
-    --synthetic --synthetic-requests 32 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
-    --rates "${TARGET_RATES:-0.5,1,1.5,2,3}" --engine embedded --kv-cache-bytes 128MiB \
-    --block-size 32 --max-model-len 2560 --modes baseline,all --seed "$SEED" \
-    --ftr-target-factor 1.25 --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 400 \
-    --title "Synthetic web-search agent, 32 requests: all switches vs baseline"
-  "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch" "$OUT/websearch-targets"
+  for seed in "$SEED" "$((SEED + 1))"; do
+    if [ "$seed" = "$SEED" ]; then
+      name=websearch-targets
+      title="Synthetic web-search agent, 32 requests: all switches vs baseline"
+    else
+      name=websearch-targets-seed$seed
+      title="Synthetic web-search agent, 32 requests, second draw (seed $seed: other requests, arrivals and tokens): all switches vs baseline"
+    fi
+    replay "$name" \
+      --synthetic --synthetic-requests 32 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
+      --rates "${TARGET_RATES:-0.5,1,1.5,2,3}" --engine embedded --kv-cache-bytes 128MiB \
+      --block-size 32 --max-model-len 2560 --modes baseline,all --seed "$seed" \
+      --ftr-target-factor 1.25 --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 400 \
+      --title "$title"
+  done
+  "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch" \
+    "$OUT/websearch-targets" "$OUT/websearch-targets-seed$((SEED + 1))"
 fi
+echo "done ($(date +%T)); logs in $LOGS" >&2
