@@ -57,6 +57,13 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``agentrt`` program. Given ``argv`` (a call from Python), process-wide signal
+    handling is left alone; run as a program, SIGTERM unwinds it like Ctrl-C (so an embedded
+    engine's processes are stopped, not orphaned)."""
+    if argv is None:
+        from agentrt.engine._process_exit import unwind_on_sigterm
+
+        unwind_on_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None, argv).parse_args(argv)

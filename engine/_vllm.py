@@ -17,6 +17,7 @@ from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._model import resolve_model
+from ._process_exit import unwind_on_sigterm
 from ._protocol import EngineError, PromptTooLongError
 from ._tier_wire import fetch_tier_stats
 from ._tokenizer import ChatTokenizer
@@ -95,6 +96,7 @@ class VLLMEngine(EngineBase):
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = build_engine_args(opts, folder)
+        unwind_on_sigterm()  # so that SIGTERM does not orphan the engine-core process
         llm = AsyncLLM.from_engine_args(args)
         cfg = llm.vllm_config
         info = EngineInfo(

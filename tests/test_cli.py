@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from agentrt import cli
@@ -38,3 +40,11 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         cli.main(["frobnicate"])
     assert stop.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_call_from_python_leaves_signal_handling_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["bench", "agents", "--modes", "nonsense"]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before
