@@ -22,6 +22,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout_s: float) -> None:
+    """Poll ``url``/health until it answers 200 (a server process offers no other signal).
+
+    Raises:
+        RuntimeError: the process exited first.
+        TimeoutError: not ready within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} was not ready in {timeout_s:g} s")
+        time.sleep(0.3)
+
+
 @dataclass
 class ServerExit:
     """Filled in when the server has been stopped: its exit code and leftover processes."""
@@ -52,18 +73,7 @@ def engine_server_process(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         children: list[psutil.Process] = []
         try:
-            deadline = time.monotonic() + 300
-            while True:  # poll readiness: the server offers no other signal
-                if proc.poll() is not None:
-                    raise RuntimeError(f"engine server exited with {proc.returncode} early")
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("engine server did not become ready in 300 s")
-                time.sleep(0.5)
+            wait_healthy(proc, url, timeout_s=300)
             children = psutil.Process(proc.pid).children(recursive=True)
             yield url, exit_
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -40,9 +41,13 @@ def make_engine(replies: list[str]) -> ScriptedEngine:
     )
 
 
-def run(replies: list[str], switches: Switches) -> tuple[RunResult, ScriptedEngine]:
+def run(
+    replies: list[str],
+    switches: Switches,
+    make: Callable[[list[str]], ScriptedEngine] = make_engine,
+) -> tuple[RunResult, ScriptedEngine]:
     async def main() -> tuple[RunResult, ScriptedEngine]:
-        engine = make_engine(replies)
+        engine = make(replies)
         agent = Agent(
             instructions="Be brief.",
             tools=[search],
@@ -210,22 +215,10 @@ def test_a_split_prefill_still_running_when_tools_finish_is_cancelled() -> None:
     replies = [call_text("search", {"q": "x"}, compact=True), "Done."]
     switches = Switches(token_log=False, stream_tools=True, split_prefill=True)
 
-    async def main() -> RunResult:
-        engine = ScriptedEngine(
-            replies, timing=TimingModel(prefill_s_per_token=0.01, decode_step_s=D), block_size=BLOCK
-        )
-        agent = Agent(
-            instructions="Be brief.",
-            tools=[search],
-            engine=engine,
-            switches=switches,
-            constrain_calls=False,
-        )
-        result = await agent.run("Find x.")
-        await engine.aclose()
-        return result
-
-    result = run_virtual(main)
+    slow_prefill = TimingModel(prefill_s_per_token=0.01, decode_step_s=D)
+    result, _ = run(
+        replies, switches, lambda r: ScriptedEngine(r, timing=slow_prefill, block_size=BLOCK)
+    )
     first, second = result.iterations
     assert first.split_prefill is None  # it never finished
     assert second.sent_t == pytest.approx(first.tools[0].end_t)

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import openai
 import pytest
-from engine_server_helpers import free_port
+from engine_server_helpers import free_port, wait_healthy
 
 from agentrt.server._runner import run_loop
 
@@ -31,16 +30,7 @@ def test_serve_process_answers_the_openai_client_and_stops_on_sigint(engine_serv
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:  # poll readiness: the server offers no other signal
-                assert proc.poll() is None, f"agentrt serve exited with {proc.returncode}"
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "agentrt serve was not ready in 120 s"
-                time.sleep(0.3)
+            wait_healthy(proc, url, timeout_s=120)
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
             model = client.models.list().data[0].id
             out = client.chat.completions.create(

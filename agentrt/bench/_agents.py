@@ -21,7 +21,7 @@ import anyio
 
 from agentrt import Agent, RunResult, SamplingOptions, Switches, tool
 from agentrt.engine import VLLMEngine
-from agentrt.replay import mode_switches, percentile
+from agentrt.replay import MODE_NAMES, mode_switches, percentile
 
 from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
@@ -38,7 +38,6 @@ CITIES = {
     "oslo": 709037,
     "lima": 10092000,
 }
-SWITCHES = ("token_log", "stream_tools", "split_prefill", "cache_hints", "run_priority")
 
 
 def make_agent(engine: VLLMEngine, switches: Switches, latency_s: float, max_tokens: int) -> Agent:
@@ -119,7 +118,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", default="1,4", help="comma-separated levels")
     p.add_argument(
         "--modes",
-        default="baseline," + ",".join(SWITCHES) + ",all",
+        default=",".join(MODE_NAMES),
         help="comma-separated: baseline, a switch alone, all, or all-<switch>",
     )
     p.add_argument("--tool-latency-s", type=float, default=0.5)

@@ -37,7 +37,10 @@ async def lookup(city: str) -> str:
 
 def _engine() -> ScriptedEngine:
     zero = TimingModel(prefill_s_per_token=0.0, decode_step_s=0.0)
-    return ScriptedEngine(lambda ctx: _CALL if ctx.index % 2 == 0 else _ANSWER, timing=zero)
+    # By the prompt, as in the scale benchmark: robust to how calls interleave.
+    return ScriptedEngine(
+        lambda ctx: _ANSWER if "<tool_response>" in ctx.prompt_text else _CALL, timing=zero
+    )
 
 
 async def _through_agent(runs: int, switches: Switches) -> tuple[float, list[GenerateRequest], int]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentrt.bench._output import markdown_table
+
 
 @dataclass(frozen=True, slots=True)
 class Result:
@@ -39,8 +41,6 @@ def overheads(results: Sequence[Result]) -> dict[str, dict[str, float]]:
 
 def table(results: Sequence[Result]) -> str:
     """A Markdown table of the results, then one line per engine with the server's overhead."""
-    from agentrt.bench._output import markdown_table
-
     rows = [
         [
             r.engine,
