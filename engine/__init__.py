@@ -44,6 +44,9 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._http import HTTPEngine
+    from ._twin import TwinEngine, TwinOptions
+    from ._twin_build import TwinOverrides, twin_options
+    from ._twin_core import TwinSettings
     from ._vllm import EngineOptions, VLLMEngine
 
 __all__ = [
@@ -83,6 +86,10 @@ __all__ = [
     "ToolCallConstraint",
     "ToolCallPart",
     "ToolSchema",
+    "TwinEngine",
+    "TwinOptions",
+    "TwinOverrides",
+    "TwinSettings",
     "VLLMEngine",
     "agentrt_home",
     "default_model_dir",
@@ -90,12 +97,19 @@ __all__ = [
     "render_with_template",
     "resolve_model",
     "template_source",
+    "twin_options",
 ]
 
 _LAZY = {
     "VLLMEngine": "._vllm",
     "EngineOptions": "._vllm",
     "HTTPEngine": "._http",
+    # The vLLM twin: loads vLLM only when an engine is built, but pulls in pydantic models.
+    "TwinEngine": "._twin",
+    "TwinOptions": "._twin",
+    "TwinOverrides": "._twin_build",
+    "TwinSettings": "._twin_core",
+    "twin_options": "._twin_build",
 }
 
 
