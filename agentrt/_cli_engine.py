@@ -29,9 +29,19 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     from agentrt.bench._engine import add_bench_arguments
 
     add_bench_arguments(bench)
+    profile = sub.add_parser(
+        "profile", help="measure the engine's step times: a cost profile for the vLLM twin"
+    )
+    from ._cli_engine_profile import add_profile_arguments
+
+    add_profile_arguments(profile)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.engine_command == "profile":
+        from ._cli_engine_profile import main as profile_main
+
+        return profile_main(args)
     if args.engine_command == "bench":
         from agentrt.bench._engine import main as bench_main
 
