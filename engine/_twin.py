@@ -184,8 +184,9 @@ class TwinEngine(EngineBase):
             if not stream.done:
                 stream.done = True
                 self._streams.pop(rid, None)
-                self._aborts.append(rid)
-                self._kick()
+                if not self._closed:
+                    self._aborts.append(rid)
+                    self._kick()
 
     async def release(self, session: SessionId) -> None:
         # Like VLLMEngine: delivered with the next request, before it allocates.

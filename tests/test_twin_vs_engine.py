@@ -89,7 +89,13 @@ async def test_twin_hits_the_same_blocks_as_the_real_engine(vllm_engine: VLLMEng
     finally:
         await twin.aclose()
     assert twin_cached == real_cached
-    assert sum(real_cached) > 0 and any(c == 0 for c in real_cached[1:])  # hits and misses
+    # The test means something: runs hit beyond the shared system prompt (two blocks), and
+    # the cache was full enough to evict.
+    assert max(real_cached) > 256
+    evicted = sum(s.evictions for s in after.tiers.values()) - sum(
+        s.evictions for s in before.tiers.values()
+    )
+    assert evicted > 0
     assert (
         twin_stats.prefix_cache_queries == after.prefix_cache_queries - before.prefix_cache_queries
     )
