@@ -23,8 +23,9 @@ PAGE=${PAGE:-traces/RESULTS.md}
 SEED=${SEED:-0}
 ONLY=${ONLY:-a100 speed h100 h100x8}
 ALL_MODES=baseline,token_log,stream_tools,split_prefill,cache_hints,run_priority,all
+LOGS=${TMPDIR:-/tmp}/agentrt-twin-logs
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL=WARNING
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$LOGS"
 
 # One sweep: the replay's report in $OUT/<name>, its whole wall time in sweep.json.
 sweep() {
@@ -35,8 +36,8 @@ sweep() {
   rm -rf "${OUT:?}/$name"
   local start=$SECONDS
   "$PYTHON" -m agentrt.cli replay --synthetic --tool-factor 3.1 --seed "$SEED" \
-    --ftr-target-factor 1.25 --engine twin "$@" --out "$OUT/$name" >"$OUT/$name.log" 2>&1 ||
-    { tail -n 30 "$OUT/$name.log" >&2; return 1; }
+    --ftr-target-factor 1.25 --engine twin "$@" --out "$OUT/$name" >"$LOGS/$name.log" 2>&1 ||
+    { tail -n 30 "$LOGS/$name.log" >&2; return 1; }
   echo "{\"command_wall_s\": $((SECONDS - start))}" >"$OUT/$name/sweep.json"
   echo "   $((SECONDS - start)) s" >&2
 }
@@ -59,5 +60,6 @@ validations=()
 for f in "${VALIDATION_DIR:-runs/twin-validation}"/*-comparison.md; do
   [ -f "$f" ] && validations+=(--validation "$f")
 done
-"$PYTHON" -m agentrt.replay._twin_page "$PAGE" "${whatifs[@]}" "${validations[@]}"
+# --slim: the page needs the per-run summaries only; per-request records weigh tens of MB.
+"$PYTHON" -m agentrt.replay._twin_page "$PAGE" --slim "${whatifs[@]}" "${validations[@]}"
 echo "done ($(date +%T))" >&2

@@ -121,11 +121,12 @@ def test_twin_section_replaces_itself_and_keeps_the_page(reports: Path) -> None:
     page = reports / "RESULTS.md"
     page.write_text("# Results\n\nmeasured tables\n")
     for _ in range(2):
-        assert page_main([str(page), "--whatif", str(reports / "a")]) == 0
+        assert page_main([str(page), "--slim", "--whatif", str(reports / "small")]) == 0
+    assert all(run["records"] == [] for run in _load(reports / "small")["runs"])
     text = page.read_text()
     assert text.startswith("# Results\n\nmeasured tables\n")
     assert text.count(BEGIN) == 1 and text.count(END) == 1
-    assert "simulated" in text and "| a (simulated) | all |" in text
-    assert "(a/twin_ftr_vs_load.png)" in text
-    assert (reports / "a" / "twin_ftr_vs_load.png").is_file()
+    assert "simulated" in text and "| small (simulated) | all |" in text
+    assert "(small/twin_ftr_vs_load.png)" in text
+    assert (reports / "small" / "twin_ftr_vs_load.png").is_file()
     assert replace_section("x\n", f"{BEGIN}\nnew\n{END}\n") == f"x\n\n{BEGIN}\nnew\n{END}\n"

@@ -144,6 +144,17 @@ def render_section(whatifs: Sequence[Path], validations: Sequence[Path], page_di
     return "\n".join(lines) + "\n"
 
 
+def slim_report(folder: Path) -> None:
+    """Drop the per-request records from a sweep's report.json (the section needs only the
+    per-run summaries; records of hundreds of requests per run weigh tens of MB)."""
+    path = folder / "report.json"
+    report = orjson.loads(path.read_bytes())
+    for run in report["runs"]:
+        run["records"] = []
+    report["records_dropped"] = "per-request records dropped to keep the repository small"
+    path.write_bytes(orjson.dumps(report))
+
+
 def replace_section(page: str, section: str) -> str:
     """``page`` with the marked twin section replaced (or appended)."""
     if BEGIN in page and END in page:
@@ -158,7 +169,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("page", type=Path)
     p.add_argument("--whatif", type=Path, action="append", default=[], help="a sweep's folder")
     p.add_argument("--validation", type=Path, action="append", default=[], help="a comparison .md")
+    p.add_argument("--slim", action="store_true", help="drop per-request records of sweeps")
     args = p.parse_args(argv)
+    if args.slim:
+        for folder in args.whatif:
+            slim_report(folder)
     page_dir = args.page.resolve().parent
     section = render_section(
         [w.resolve() for w in args.whatif], [v.resolve() for v in args.validation], page_dir
