@@ -6,8 +6,8 @@ from ._calculator import calculator
 from ._files import FileLimits, file_tools
 from ._http import http_get_tool
 from ._latency import LatencyTracker
+from ._limits import ProcessLimits
 from ._mcp import MCPConnectionError, mcp_http_tools, mcp_stdio_tools
-from ._process import ProcessLimits
 from ._python import python_tool
 from ._shell import shell_tool
 from ._shell_options import ProgramOptions

@@ -12,7 +12,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from ._process import ProcessLimits, child_env, run_limited
+from ._limits import ProcessLimits
+from ._process import child_env, run_limited
+from ._sandbox import Bind
 from ._shell_args import check_arguments
 from ._shell_options import BUILT_IN, ProgramOptions
 from ._tool import Tool, ToolFailure, tool
@@ -103,8 +105,18 @@ def shell_tool(
             executable = shutil.which(program, path=env["PATH"])
             if executable is None:
                 raise ToolFailure(f"command: {program!r} is allowed but not installed here")
+            binds = [
+                Bind(workspace.root, writable=True),
+                Bind(home, writable=True),
+                Bind(Path(executable)),  # shown even when it lives outside /usr
+            ]
             result = await run_limited(
-                [executable, *argv[1:]], cwd=workdir, env=env, limits=lim, mode="exec"
+                [executable, *argv[1:]],
+                cwd=workdir,
+                env=env,
+                limits=lim,
+                mode="exec",
+                binds=binds,
             )
         finally:
             with anyio.CancelScope(shield=True):
