@@ -7,6 +7,8 @@ limits that also hold without it are in ``test_tools_limits.py``.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import textwrap
 from pathlib import Path
@@ -100,6 +102,7 @@ async def test_a_snippet_sees_a_read_only_system_and_none_of_the_agents_files(
         for path in [{str(tmp_path / "agent-notes.txt")!r}, "/usr/agentrt-probe"]:
             try:
                 open(path, "a").close()
+                os.remove(path)  # leave no trace should the sandbox ever fail
                 print(path, "writable")
             except OSError as exc:
                 print(path, exc.strerror)
@@ -148,3 +151,53 @@ async def test_a_required_sandbox_that_is_missing_refuses_to_run(
     auto = ProcessLimits(timeout_s=20.0, memory_bytes=256 * 2**20, sandbox="auto")
     result = await python_tool(limits=auto).invoke({"code": "print(1)"})
     assert result == "[exit status 0]\n--- stdout ---\n1"
+
+
+@pytest.mark.anyio
+async def test_a_missing_sandbox_is_reported_once_with_what_is_used_instead(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agentrt.tools import _sandbox
+
+    async def missing() -> _sandbox.NoSandbox:
+        return _sandbox.NoSandbox("bubblewrap (bwrap) is not installed")
+
+    monkeypatch.setattr(_sandbox, "_probe", missing)
+    finder = _sandbox._Finder()
+    with caplog.at_level(logging.WARNING, logger="agentrt.tools._sandbox"):
+        first = await finder.find()
+        again = await finder.find()
+    assert first == again == _sandbox.NoSandbox("bubblewrap (bwrap) is not installed")
+    [record] = caplog.records
+    message = record.getMessage()
+    assert message.startswith(
+        "agentrt.tools: no sandbox for the python and shell tools (bubblewrap (bwrap) is not "
+        "installed). They fall back to weaker isolation:"
+    )
+    assert "can read whatever the agent's user can read" in message
+
+
+def test_the_sandbox_mounts_tmp_first_then_parents_before_children() -> None:
+    from agentrt.tools._sandbox import Bind
+
+    system = (Bind(Path("/usr")), Bind(Path("/work/ws/.venv")))
+    bwrap = Bubblewrap("/usr/bin/bwrap", (("usr/bin", "/bin"),), system)
+    argv = bwrap.command(
+        [Bind(Path("/work/ws"), writable=True)],
+        cwd=Path("/work/ws/sub"),
+        isolate_network=True,
+        tmp_bytes=4096,
+    )
+    tail = argv[argv.index("--tmpfs", argv.index("--tmpfs") + 1) + 2 :]
+    assert tail == [
+        "--ro-bind", "/usr", "/usr",
+        "--bind", "/work/ws", "/work/ws",
+        "--ro-bind", "/work/ws/.venv", "/work/ws/.venv",
+        "--chdir", "/work/ws/sub", "--",
+    ]  # fmt: skip
+    assert "--disable-userns" in argv and "--unshare-net" in argv and "--size" in argv
+    legacy = dataclasses.replace(bwrap, legacy=True).command(
+        [], cwd=Path("/"), isolate_network=False, tmp_bytes=4096
+    )
+    assert "--disable-userns" not in legacy and "--size" not in legacy
+    assert "--unshare-net" not in legacy

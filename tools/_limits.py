@@ -29,8 +29,9 @@ class ProcessLimits:
         memory_bytes: the most resident memory all processes of the call may use together
             (their private and shared-memory pages, added up); each process also gets it
             as its address-space limit (RLIMIT_AS). None: no limit.
-        max_processes: the most processes and threads alive at once in the call. None:
-            no limit.
+        max_processes: the most processes and threads alive at once in the call (threads
+            count, as they do for the kernel's RLIMIT_NPROC: a numerical library that
+            starts a thread per core needs a limit above the core count). None: no limit.
         max_output_bytes: the most bytes of stdout (and, separately, of stderr) returned;
             the head and tail are kept around a truncation marker.
         max_file_bytes: the largest file the process may write (RLIMIT_FSIZE), and the
@@ -44,7 +45,7 @@ class ProcessLimits:
 
     timeout_s: float = 10.0
     memory_bytes: int | None = 512 * 2**20
-    max_processes: int | None = 128
+    max_processes: int | None = 256
     max_output_bytes: int = 32_000
     max_file_bytes: int | None = 64 * 2**20
     isolate_network: bool = True

@@ -37,7 +37,10 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = (
     "/etc/alternatives",
     "/etc/ca-certificates",
+    "/etc/gai.conf",
     "/etc/group",
+    "/etc/host.conf",
+    "/etc/hosts",
     "/etc/ld.so.cache",
     "/etc/ld.so.conf",
     "/etc/ld.so.conf.d",
@@ -45,6 +48,7 @@ _ETC_FILES = (
     "/etc/mime.types",
     "/etc/nsswitch.conf",
     "/etc/passwd",
+    "/etc/resolv.conf",  # used only when the network is allowed
     "/etc/ssl",
 )
 _PROBE_TIMEOUT_S = 10.0
