@@ -230,8 +230,9 @@ async def test_a_catastrophic_regex_neither_stalls_the_process_nor_the_search(
     layout: Path,
 ) -> None:
     # (a+)+$ against "aaa...ab" backtracks 2**n ways in Python's re (seconds at n = 26,
-    # with the GIL held, so no timeout or other task could run meanwhile).
-    (layout / "evil.txt").write_text(("a" * 26 + "b\n") * 3)
+    # minutes at n = 30, with the GIL held, so no timeout or other task could run
+    # meanwhile). The bounds below are wide so that a loaded machine cannot fail them.
+    (layout / "evil.txt").write_text(("a" * 30 + "b\n") * 3)
     search = _tools(layout)["search_files"]
     started = anyio.current_time()
     with anyio.fail_after(10):
@@ -239,8 +240,8 @@ async def test_a_catastrophic_regex_neither_stalls_the_process_nor_the_search(
             search.invoke({"pattern": "(a+)+$", "regex": True, "path": "evil.txt"})
         )
     assert hits == "no matches"
-    assert anyio.current_time() - started < 1.0
-    assert stall < 0.5, f"the event loop stood still for {stall:.2f} s"
+    assert anyio.current_time() - started < 5.0
+    assert stall < 2.0, f"the event loop stood still for {stall:.2f} s"
 
 
 @pytest.mark.anyio
