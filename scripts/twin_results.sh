@@ -61,5 +61,5 @@ for f in "${VALIDATION_DIR:-runs/twin-validation}"/*-comparison.md; do
   [ -f "$f" ] && validations+=(--validation "$f")
 done
 # --slim: the page needs the per-run summaries only; per-request records weigh tens of MB.
-"$PYTHON" -m agentrt.replay._twin_page "$PAGE" --slim "${whatifs[@]}" "${validations[@]}"
+"$PYTHON" -m agentrt.replay.report._twin_page "$PAGE" --slim "${whatifs[@]}" "${validations[@]}"
 echo "done ($(date +%T))" >&2

@@ -64,7 +64,7 @@ for name in websearch weka; do
   echo "== $name: twin ($(date +%T))" >&2
   "$PYTHON" -m agentrt.cli replay "${WORK[@]}" "${COMMON[@]}" --engine twin \
     --profile "$PROFILE" "${ENGINE[@]}" --out "$OUT/$name-twin" >"$OUT/$name-twin.log" 2>&1
-  "$PYTHON" -m agentrt.replay._twin_compare "$OUT/$name-real" "$OUT/$name-twin" \
+  "$PYTHON" -m agentrt.replay.report._twin_compare "$OUT/$name-real" "$OUT/$name-twin" \
     --title "Twin vs real engine: $name" --out "$OUT/$name-comparison.md"
 done
 echo "done ($(date +%T)): $OUT/*-comparison.md" >&2

@@ -279,7 +279,7 @@ def test_measured_twin_reproduces_the_profiled_engine(model: ModelSpec, tmp_path
 
 def test_importing_the_twin_loads_no_vllm() -> None:
     code = (
-        "import sys, agentrt.engine._twin, agentrt.engine._twin_build, agentrt.replay._twin_source;"
+        "import sys, agentrt.engine._twin, agentrt.engine._twin_build, agentrt.cli._replay_twin;"
         "print(sorted(m for m in ('vllm', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -23,10 +23,10 @@ from agentrt.engine._twin_profile import (
     ModelRef,
     dump_profile,
 )
-from agentrt.replay._twin_compare import Cell, compare, passes, render
-from agentrt.replay._twin_compare import main as compare_main
-from agentrt.replay._twin_page import BEGIN, END, replace_section
-from agentrt.replay._twin_page import main as page_main
+from agentrt.replay.report._twin_compare import Cell, compare, passes, render
+from agentrt.replay.report._twin_compare import main as compare_main
+from agentrt.replay.report._twin_page import BEGIN, END, replace_section
+from agentrt.replay.report._twin_page import main as page_main
 
 
 @pytest.fixture(scope="module")

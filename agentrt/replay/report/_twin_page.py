@@ -1,11 +1,11 @@
 """The "twin" section of the results page: GPU what-ifs and validation, all simulated.
 
-Run ``python -m agentrt.replay._twin_page PAGE.md [--whatif DIR]... [--validation FILE.md]...``
-(``scripts/twin_results.sh`` does). The section goes between two marker comments in
-PAGE (appended when they are missing), so regenerating the rest of the page and this
-section are independent. Per what-if sweep: the headline table (load at the FTR target
-and median FTR at the baseline's knee, per mode, against the baseline), the paper's
-reported figures beside it, a plot labelled simulated, and the twin's own speed.
+Run ``python -m agentrt.replay.report._twin_page PAGE.md [--whatif DIR]...
+[--validation FILE.md]...`` (``scripts/twin_results.sh`` does). The section goes between
+two marker comments in PAGE (appended when they are missing), so regenerating the rest of
+the page and this section are independent. Per what-if sweep: the headline table (load at
+the FTR target and median FTR at the baseline's knee, per mode, against the baseline), the
+paper's reported figures beside it, a plot labelled simulated, and the twin's own speed.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def replace_section(page: str, section: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m agentrt.replay._twin_page")
+    p = argparse.ArgumentParser(prog="python -m agentrt.replay.report._twin_page")
     p.add_argument("page", type=Path)
     p.add_argument("--whatif", type=Path, action="append", default=[], help="a sweep's folder")
     p.add_argument("--validation", type=Path, action="append", default=[], help="a comparison .md")

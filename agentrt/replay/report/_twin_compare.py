@@ -1,6 +1,6 @@
 """The twin's validation table: the same replay on the real engine and on its twin, side by side.
 
-Run ``python -m agentrt.replay._twin_compare REAL_DIR TWIN_DIR [--out FILE.md]
+Run ``python -m agentrt.replay.report._twin_compare REAL_DIR TWIN_DIR [--out FILE.md]
 [--tolerance 0.15] [--check]`` on two report folders of ``agentrt replay`` made with the
 same workload, seed, modes and loads (``scripts/twin_validate.sh`` makes them). Per
 (mode, load) it gives both median FTRs and their ratio, which must be within the
@@ -157,7 +157,7 @@ def _load(folder: Path) -> Mapping[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m agentrt.replay._twin_compare")
+    p = argparse.ArgumentParser(prog="python -m agentrt.replay.report._twin_compare")
     p.add_argument("real", type=Path, help="report folder of the real engine's replay")
     p.add_argument("twin", type=Path, help="report folder of the twin's replay")
     p.add_argument("--out", type=Path, default=None, help="Markdown file (also writes .json)")

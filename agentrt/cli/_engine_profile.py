@@ -9,9 +9,12 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from agentrt.engine import ModelNotAvailableError
+from agentrt.engine import ModelNotAvailableError, VLLMEngine
+from agentrt.engine._twin_measured import profile_engine
+from agentrt.engine._twin_probe import ProbeGrid
+from agentrt.engine._twin_profile import dump_profile
 
-from ._engine_options_cli import add_engine_flags, engine_options
+from ._engine_options import add_engine_flags, engine_options
 
 
 def add_profile_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,11 +29,6 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from agentrt.engine import VLLMEngine
-    from agentrt.engine._twin_measured import profile_engine
-    from agentrt.engine._twin_probe import ProbeGrid
-    from agentrt.engine._twin_profile import dump_profile
-
     grid = ProbeGrid.quick() if args.quick else ProbeGrid()
     if args.repeats is not None:
         grid = dataclasses.replace(grid, repeats=args.repeats)
