@@ -13,7 +13,7 @@ from contextlib import aclosing
 from pathlib import Path
 
 import pytest
-from twin_helpers import write_tiny_model
+from twin_helpers import measured_profile, write_tiny_model
 
 from agentrt.engine import (
     ByteCodec,
@@ -34,10 +34,7 @@ from agentrt.engine._twin_core import TwinSettings
 from agentrt.engine._twin_cost import LinearStepCost
 from agentrt.engine._twin_model import ModelSpec
 from agentrt.engine._twin_profile import (
-    EngineDefaults,
-    FitQuality,
     MeasuredProfile,
-    ModelRef,
     RooflineProfile,
     dump_profile,
     load_profile,
@@ -243,18 +240,14 @@ def test_roofline_twin_sizes_its_cache_from_the_gpu() -> None:
 
 
 def _measured(folder: Path) -> MeasuredProfile:
-    return MeasuredProfile(
-        name="m",
-        model=ModelRef(folder=str(folder), dtype="float32"),
-        engine=EngineDefaults(
-            block_size=16,
-            max_num_batched_tokens=64,
-            max_num_seqs=4,
-            max_model_len=512,
-            num_blocks=40,
-        ),
-        coefficients=COST.as_dict(),
-        fit=FitQuality(samples=10, r2=0.99, median_abs_rel_error=0.02),
+    return measured_profile(
+        folder,
+        COST,
+        block_size=16,
+        max_num_batched_tokens=64,
+        max_num_seqs=4,
+        max_model_len=512,
+        num_blocks=40,
     )
 
 

@@ -12,15 +12,11 @@ from typing import Any
 
 import orjson
 import pytest
-from twin_helpers import write_tiny_model
+from twin_helpers import measured_profile, write_tiny_model
 
 from agentrt.cli import main as cli
 from agentrt.engine._twin_cost import LinearStepCost
 from agentrt.engine._twin_profile import (
-    EngineDefaults,
-    FitQuality,
-    MeasuredProfile,
-    ModelRef,
     dump_profile,
 )
 from agentrt.replay.report._twin_compare import Cell, compare, passes, render
@@ -33,18 +29,14 @@ from agentrt.replay.report._twin_page import main as page_main
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = write_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
     cost = LinearStepCost(0.005, 0.0002, 0.0, 0.001, 1e-6, 0.002)
-    prof = MeasuredProfile(
-        name="tiny",
-        model=ModelRef(folder=str(folder), dtype="float32"),
-        engine=EngineDefaults(
-            block_size=16,
-            max_num_batched_tokens=256,
-            max_num_seqs=16,
-            max_model_len=4096,
-            num_blocks=400,
-        ),
-        coefficients=cost.as_dict(),
-        fit=FitQuality(samples=10, r2=1.0, median_abs_rel_error=0.0),
+    prof = measured_profile(
+        folder,
+        cost,
+        block_size=16,
+        max_num_batched_tokens=256,
+        max_num_seqs=16,
+        max_model_len=4096,
+        num_blocks=400,
     )
     path = folder / "profile.json"
     dump_profile(prof, path)
