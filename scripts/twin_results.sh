@@ -8,7 +8,7 @@
 #   h100     H100-80GB: baseline, each switch alone, all
 #   h100x8   8 replicas' worth of load (8x the requests and the rates) on one H100 engine
 #            whose KV budget is 8x larger (--kv-scale 8; --tensor-parallel 8 would also give
-#            it 8 GPUs' compute): baseline and all
+#            it 8 GPUs' compute): baseline, each switch alone, all
 # Simulated results do not depend on the machine's load, so this may run on a shared
 # machine; only the speed figures do. No engine lock is needed (no model runs).
 #
@@ -35,7 +35,7 @@ sweep() {
   echo "== $name ($(date +%T))" >&2
   rm -rf "${OUT:?}/$name"
   local start=$SECONDS
-  "$PYTHON" -m agentrt.cli replay --synthetic --tool-factor 3.1 --seed "$SEED" \
+  "$PYTHON" -m agentrt replay --synthetic --tool-factor 3.1 --seed "$SEED" \
     --ftr-target-factor 1.25 --engine twin "$@" --out "$OUT/$name" >"$LOGS/$name.log" 2>&1 ||
     { tail -n 30 "$LOGS/$name.log" >&2; return 1; }
   echo "{\"command_wall_s\": $((SECONDS - start))}" >"$OUT/$name/sweep.json"
@@ -49,7 +49,7 @@ sweep speed --profile a100-80gb --max-num-batched-tokens 256 --rates 0.5,1,2,3,4
 sweep h100 --profile h100-80gb --max-num-batched-tokens 256 --rates 0.5,1,2,3,4 \
   --modes "$ALL_MODES" --title "Qwen3-14B on H100-80GB, 256-token chunks (simulated)"
 sweep h100x8 --profile h100-80gb --kv-scale 8 --max-num-batched-tokens 256 \
-  --synthetic-requests 448 --rates 4,8,16,24,32 --modes baseline,all \
+  --synthetic-requests 448 --rates 4,8,16,24,32 --modes "$ALL_MODES" \
   --title "8 replicas' load on one H100 engine with 8x the KV cache, 256-token chunks (simulated)"
 
 whatifs=()

@@ -52,17 +52,17 @@ PROFILE=${PROFILE:-}
 if [ -z "$PROFILE" ]; then
   PROFILE=$OUT/profile.json
   echo "== engine profile ($(date +%T))" >&2
-  locked "$PYTHON" -m agentrt.cli engine profile --kv-cache-mib 128 "${ENGINE[@]}" \
+  locked "$PYTHON" -m agentrt engine profile --kv-cache-mib 128 "${ENGINE[@]}" \
     ${QUICK:+--quick} --out "$PROFILE" | tee "$OUT/profile.md"
 fi
 
 for name in websearch weka; do
   if [ "$name" = websearch ]; then WORK=("${WEB[@]}"); else WORK=("${WEKA[@]}"); fi
   echo "== $name: real engine ($(date +%T))" >&2
-  locked "$PYTHON" -m agentrt.cli replay "${WORK[@]}" "${COMMON[@]}" --engine embedded \
+  locked "$PYTHON" -m agentrt replay "${WORK[@]}" "${COMMON[@]}" --engine embedded \
     --kv-cache-bytes 128MiB "${ENGINE[@]}" --out "$OUT/$name-real" >"$OUT/$name-real.log" 2>&1
   echo "== $name: twin ($(date +%T))" >&2
-  "$PYTHON" -m agentrt.cli replay "${WORK[@]}" "${COMMON[@]}" --engine twin \
+  "$PYTHON" -m agentrt replay "${WORK[@]}" "${COMMON[@]}" --engine twin \
     --profile "$PROFILE" "${ENGINE[@]}" --out "$OUT/$name-twin" >"$OUT/$name-twin.log" 2>&1
   "$PYTHON" -m agentrt.replay.report._twin_compare "$OUT/$name-real" "$OUT/$name-twin" \
     --title "Twin vs real engine: $name" --out "$OUT/$name-comparison.md"
