@@ -17,6 +17,7 @@
 # WEKA_DIR, SEED (0), MODES (all seven), WEB_RATES (0.25,0.5,1), WEKA_RATES (0.2,0.4,0.8),
 # WEB_REQUESTS (16), WEKA_REQUESTS (8), PROFILE (an existing profile: skip step 1),
 # QUICK=1 (a quick profile grid), LOCK (default /work/wt/engine.lock; "none" for no lock).
+# Then `ONLY=none scripts/twin_results.sh` puts the comparison tables on traces/RESULTS.md.
 # A smoke test of the script itself:
 #   QUICK=1 MODES=baseline,all WEB_RATES=0.5 WEKA_RATES=0.4 WEB_REQUESTS=3 WEKA_REQUESTS=2 \
 #     OUT=/tmp/twin-smoke scripts/twin_validate.sh
