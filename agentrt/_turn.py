@@ -27,6 +27,7 @@ from agentrt.engine import (
     Engine,
     EngineError,
     GenerateRequest,
+    PrefillRequest,
     PrefillStats,
     PromptTooLongError,
     RequestStats,
@@ -319,10 +320,12 @@ class TurnRunner:
         hints = tuple(h for h in hints if h.end <= len(split_a))
         t0 = now()
         stats = await self.engine.prefill(
-            split_a,
-            hints,
-            self.s.session_id,
-            cache_salt=self.agent.cache_salt,
-            priority=self.priority,
+            PrefillRequest(
+                split_a,
+                hints,
+                self.s.session_id,
+                priority=self.priority,
+                cache_salt=self.agent.cache_salt,
+            )
         )
         sink.append((stats, t0, now()))

@@ -111,23 +111,19 @@ def agentrt_extra_args(
 def sampling_params(
     request: GenerateRequest,
     release: Sequence[SessionId],
-    max_model_len: int,
+    max_tokens: int,
     *,
     structured: dict[str, Any] | None,
     hints: bool,
 ) -> SamplingParams:
-    """vLLM sampling parameters for one request (streamed as deltas)."""
+    """vLLM sampling parameters for one request (streamed as deltas).
+
+    ``max_tokens`` is the request's output budget (``EngineBase._max_output_tokens``).
+    """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     s = request.sampling
-    max_tokens = s.max_tokens
-    ignore_eos = s.ignore_eos
-    if request.forced_output is not None:
-        # The processor picks every token; EOS inside the forced run must not stop it early.
-        max_tokens = len(request.forced_output)
-        ignore_eos = True
-    max_tokens = max(1, min(max_tokens, max_model_len - len(request.prompt)))
     extra = agentrt_extra_args(request, release, hints=hints)
     return SamplingParams(
         max_tokens=max_tokens,
@@ -135,7 +131,8 @@ def sampling_params(
         top_p=s.top_p,
         seed=s.seed,
         stop=list(s.stop) or None,
-        ignore_eos=ignore_eos,
+        # The forced-output processor picks every token; an EOS inside must not stop it.
+        ignore_eos=s.ignore_eos or request.forced_output is not None,
         output_kind=RequestOutputKind.DELTA,
         structured_outputs=StructuredOutputsParams(**structured) if structured else None,
         extra_args=extra or None,
