@@ -69,10 +69,6 @@ class TierPayload:
         """The one-string form for ``vllm_xargs["agentrt"]`` of an OpenAI request."""
         return json.dumps(self.to_extra_args(), separators=(",", ":"))
 
-    @property
-    def is_empty(self) -> bool:
-        return not (self.hints or self.session or self.release)
-
 
 def encode_payload(
     hints: Sequence[CacheHint],
