@@ -25,6 +25,7 @@ import anyio.abc
 from agentrt.engine import (
     Engine,
     GenerateRequest,
+    PrefillRequest,
     PrefillStats,
     PromptTooLongError,
     SamplingOptions,
@@ -257,11 +258,13 @@ class TurnRunner:
         split_a = self.conv.split_a(pending_ttl_s=ttl)
         t0 = now()
         stats = await self.engine.prefill(
-            split_a.tokens,
-            split_a.hints,
-            self.session,
-            cache_salt=self.config.cache_salt,
-            priority=self.priority,
+            PrefillRequest(
+                split_a.tokens,
+                split_a.hints,
+                self.session,
+                priority=self.priority,
+                cache_salt=self.config.cache_salt,
+            )
         )
         sink.append(_SplitDone(stats, t0, now()))
 

@@ -29,6 +29,7 @@ from ._types import (
     FinishReason,
     GenerateRequest,
     JsonSchemaConstraint,
+    PrefillRequest,
     PrefillStats,
     RegexConstraint,
     RequestId,
@@ -41,13 +42,14 @@ from ._types import (
     ToolCallConstraint,
     ToolSchema,
 )
+from ._vllm_args import EngineOptions
 
 if TYPE_CHECKING:
     from ._http import HTTPEngine
     from ._twin import TwinEngine, TwinOptions
     from ._twin_build import TwinOverrides, twin_options
     from ._twin_core import TwinSettings
-    from ._vllm import EngineOptions, VLLMEngine
+    from ._vllm import VLLMEngine
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -69,6 +71,7 @@ __all__ = [
     "HTTPEngine",
     "JsonSchemaConstraint",
     "ModelNotAvailableError",
+    "PrefillRequest",
     "PrefillStats",
     "PromptTooLongError",
     "RegexConstraint",
@@ -102,7 +105,6 @@ __all__ = [
 
 _LAZY = {
     "VLLMEngine": "._vllm",
-    "EngineOptions": "._vllm",
     "HTTPEngine": "._http",
     # The vLLM twin: loads vLLM only when an engine is built, but pulls in pydantic models.
     "TwinEngine": "._twin",

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from ._base import EngineBase
 from ._clock import now
-from ._protocol import EngineError, PromptTooLongError
+from ._protocol import EngineError
 from ._tier_wire import decode_tier_stats
 from ._tokenizer import ByteCodec, ChatTokenizer
 from ._twin_core import CoreOutput, StepPlan, TwinCore, TwinSettings
@@ -35,7 +34,6 @@ from ._types import (
     SessionId,
     TokenDelta,
 )
-from ._vllm import _finish_reason
 from ._vllm_args import sampling_params
 
 
@@ -123,26 +121,24 @@ class TwinEngine(EngineBase):
     """
 
     def __init__(self, options: TwinOptions, *, keep_steps: int = 4096) -> None:
-        self.options = options
         s = options.settings
-        self._tokenizer = options.resolved_tokenizer()
-        self._info = EngineInfo(
+        info = EngineInfo(
             model=options.model.name,
             max_model_len=s.max_model_len,
             block_size=s.block_size,
             supports_hints=s.cache_hints,
             backend="twin",
         )
+        super().__init__(options.resolved_tokenizer(), info, id_prefix="twin")
+        self.options = options
         folder = options.model.folder
         if folder is None:
             raise ValueError("TwinOptions.model needs its folder (load it with ModelSpec.load)")
         self.core = TwinCore.build(folder, options.dtype, s, now)
         self._filler = self._tokenizer.encode("x")[0]
-        self._ids = itertools.count()
         self._streams: dict[str, _Stream] = {}
         self._adds: list[tuple[str, GenerateRequest, tuple[SessionId, ...]]] = []
         self._aborts: list[str] = []
-        self._pending_release: list[SessionId] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -151,25 +147,15 @@ class TwinEngine(EngineBase):
         """Simulated seconds spent in steps since start."""
         self.num_steps = 0
 
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self._tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
     # -- the Engine protocol ----------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         if self._closed:
             raise EngineError("engine is closed")
-        if len(request.prompt) >= self._info.max_model_len:
-            raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
-        rid = request.request_id or RequestId(f"twin-{next(self._ids)}")
+        rid = self._accept(request)
         if rid in self._streams:
             raise EngineError(f"request id {rid!r} is already running")
-        release, self._pending_release = tuple(self._pending_release), []
+        release = self._take_releases()
         stream = _Stream(request, now(), _TextStream(self._tokenizer))
         self._streams[rid] = stream
         self._adds.append((rid, request, release))
@@ -187,11 +173,6 @@ class TwinEngine(EngineBase):
                 if not self._closed:
                     self._aborts.append(rid)
                     self._kick()
-
-    async def release(self, session: SessionId) -> None:
-        # Like VLLMEngine: delivered with the next request, before it allocates.
-        if self._info.supports_hints:
-            self._pending_release.append(session)
 
     async def stats(self) -> EngineStats:
         c = self.core.counters
@@ -281,7 +262,11 @@ class TwinEngine(EngineBase):
                 self.core.release(release)  # vLLM would have applied them on arrival
                 continue
             params = sampling_params(
-                request, release, s.max_model_len, structured=None, hints=s.cache_hints
+                request,
+                release,
+                self._max_output_tokens(request),
+                structured=None,
+                hints=s.cache_hints,
             )
             self.core.add(
                 rid,
@@ -325,7 +310,7 @@ class TwinEngine(EngineBase):
         stream.done = True
         self._streams.pop(rid, None)
         req = stream.request
-        finish = _finish_reason(raw, req, tuple(stream.output), self._tokenizer.im_end_id)
+        finish, error = self._finish_reason(req, raw, len(stream.output))
         queue_s = None if stream.scheduled_t is None else stream.scheduled_t - stream.arrival_t
         return RequestStats(
             RequestId(rid),
@@ -337,6 +322,7 @@ class TwinEngine(EngineBase):
             stream.first_token_t,
             t,
             queue_s,
+            error,
         )
 
     def _fail_unschedulable(self) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ._protocol import Engine
 from ._twin_cost import Chunk, StepShape
 from ._twin_fit import MeasuredStep
-from ._types import GenerateRequest, RequestStats, SamplingOptions
+from ._types import GenerateRequest, PrefillRequest, RequestStats, SamplingOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def _forced(prompt: tuple[int, ...], n: int, tok: int) -> GenerateRequest:
 async def probe_prefill(engine: Engine, tokens: _Tokens, context: int, new: int) -> MeasuredStep:
     prefix = tokens.fresh(context)
     if context:
-        await engine.prefill(prefix)
+        await engine.prefill(PrefillRequest(prefix))
     stats = await _stream(engine, _forced(prefix + tokens.fresh(new), 1, tokens.output), [])
     assert stats.first_token_t is not None
     cached = stats.cached_tokens

@@ -20,6 +20,7 @@ from agentrt.engine import (
     CacheHint,
     ChatTokenizer,
     GenerateRequest,
+    PrefillRequest,
     PromptTooLongError,
     RequestStats,
     SamplingOptions,
@@ -162,7 +163,7 @@ def test_split_pending_expires_on_simulated_time(model: ModelSpec) -> None:
     async def main() -> tuple[int, int]:
         engine = make_twin(model)
         hint = CacheHint(0, 48, Tier.SPLIT_PENDING, ttl_s=5.0, base=Tier.DEFAULT)
-        await engine.prefill(tuple(range(100, 148)), [hint], SessionId("s"))
+        await engine.prefill(PrefillRequest(tuple(range(100, 148)), (hint,), SessionId("s")))
         before = (await engine.stats()).tiers["SPLIT_PENDING"].cached_blocks
         await asyncio.sleep(6.0)
         after = (await engine.stats()).tiers["SPLIT_PENDING"].cached_blocks

@@ -14,6 +14,7 @@ from agentrt.engine import (
     CacheHint,
     Engine,
     GenerateRequest,
+    PrefillRequest,
     SamplingOptions,
     SessionId,
     Tier,
@@ -67,7 +68,8 @@ async def workload(engine: Engine) -> list[int]:
         if i % 3 == 1:  # the run calls tools: its next prompt's first part waits in the cache
             split = prompt + out + fresh(90_000 + i, 40)
             pending = CacheHint(0, len(split), Tier.SPLIT_PENDING, ttl_s=600.0, base=Tier.DEFAULT)
-            cached.append((await engine.prefill(split, [pending], session)).cached_tokens)
+            stats = await engine.prefill(PrefillRequest(split, (pending,), session))
+            cached.append(stats.cached_tokens)
         if i % 4 == 3:
             await engine.release(SessionId(f"run-{(i + 1) % 3}"))
     return cached
