@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from agentrt.engine import Engine, SamplingOptions
+from agentrt.engine import Engine, SamplingOptions, ToolFormatName, tool_format
 from agentrt.tools import Tool
 
 if TYPE_CHECKING:
@@ -79,8 +79,12 @@ class Agent:
         constrain_calls: in "auto", constrain decoding so any call the model opens is
             well-formed (required/named choices are always constrained).
         parallel_tool_calls: allow several calls in one response.
+        tool_format: how the model writes tool calls: "hermes" (``<tool_call>`` blocks),
+            "json" (Hermes, or bare/fenced call JSON), "llama3_json", "mistral". None:
+            the one the model's chat template teaches (``agentrt.engine.detect_tool_format``).
         cache_salt: isolates this agent's KV cache from other tenants'.
-        tool_timeout_s: limit for tools that set none.
+        tool_timeout_s: wall-clock limit of one call of a tool whose ``timeout_s`` is
+            None (None: no limit). A tool's own ``timeout_s`` always wins.
     """
 
     instructions: str = "You are a helpful assistant."
@@ -93,7 +97,7 @@ class Agent:
     switches: Switches = field(default_factory=Switches)
     constrain_calls: bool = True
     parallel_tool_calls: bool = True
-    tool_format: Literal["hermes", "llama3_json", "mistral"] = "hermes"
+    tool_format: ToolFormatName | None = None
     cache_salt: str | None = None
     tool_timeout_s: float | None = 60.0
 
@@ -109,6 +113,8 @@ class Agent:
             )
         if self.tool_choice == "required" and not self.tools:
             raise ValueError("tool_choice='required' needs at least one tool")
+        if self.tool_format is not None:
+            tool_format(self.tool_format)  # raises ValueError naming the formats
 
     def with_switches(self, switches: Switches) -> Agent:
         return dataclasses.replace(self, switches=switches)

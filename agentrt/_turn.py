@@ -48,7 +48,7 @@ from ._events import (
     ToolStarted,
 )
 from ._executor import ToolCallId, ToolSpan
-from ._parsers import MalformedCall, ParsedCall, TextPiece, make_parser
+from ._parsers import MalformedCall, ParsedCall, TextPiece
 from ._records import Divergence, IterationRecord, RunResult, RunStatus
 from ._token_log import first_divergence
 
@@ -82,7 +82,7 @@ class TurnRunner:
         self.agent = session.agent
         self.sw = session.agent.switches
         self.engine = engine
-        self.tok = engine.tokenizer
+        self.tok = engine.tokenizer.with_tool_format(self.agent.tool_format)
         self.emit = emit
         self.priority = next(_priorities) if self.sw.run_priority else 0
         self.tool_schemas = [t.schema for t in self.agent.tools]
@@ -134,11 +134,14 @@ class TurnRunner:
         forced = i == 0 and choice != "auto"
         if forced and choice not in ("required", "none"):
             tools = tuple(t for t in self.tool_schemas if t.name == choice)
+        fmt = self.tok.tool_format.name
         if forced:
-            return ToolCallConstraint(tools, required=True, parallel=self.agent.parallel_tool_calls)
+            return ToolCallConstraint(
+                tools, required=True, parallel=self.agent.parallel_tool_calls, format=fmt
+            )
         if self.agent.constrain_calls:
             return ToolCallConstraint(
-                tools, required=False, parallel=self.agent.parallel_tool_calls
+                tools, required=False, parallel=self.agent.parallel_tool_calls, format=fmt
             )
         return None
 
@@ -243,7 +246,7 @@ class TurnRunner:
         final_known: bool,
     ) -> _Decoded:
         out = _Decoded()
-        parser = make_parser(self.agent.tool_format)
+        parser = self.tok.tool_format.parser()
 
         def take(events: list[TextPiece | ParsedCall | MalformedCall], t: float) -> None:
             for ev in events:

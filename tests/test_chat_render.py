@@ -18,7 +18,8 @@ from agentrt.engine import (
     prepare_default_model,
     render_with_template,
 )
-from agentrt.engine._chat import message_to_openai, render_segments, tool_schema_json
+from agentrt.engine._chat import message_to_openai, render_text, tool_schema_json
+from agentrt.engine._formats import tool_format
 
 # Text that includes the characters most likely to break token boundaries: newlines,
 # spaces, JSON punctuation, tags, non-ASCII, and the chat markers' look-alikes.
@@ -97,7 +98,7 @@ def test_segment_text_matches_the_shipped_jinja_template(
     via_template = render_with_template(
         [message_to_openai(m) for m in msgs], [tool_schema_json(t) for t in tools], gen
     )
-    assert "".join(render_segments(msgs, tools, gen)) == via_template
+    assert render_text(msgs, tools, gen, tool_format("hermes")) == via_template
 
 
 def test_template_accepts_arguments_as_objects_like_vllm_passes_them() -> None:

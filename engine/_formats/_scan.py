@@ -61,6 +61,11 @@ class JsonEndScanner:
         return len(chunk)
 
     @property
+    def raw(self) -> str:
+        """Everything fed so far, leading whitespace included."""
+        return "".join(self.text)
+
+    @property
     def value_text(self) -> str:
         return "".join(self.text).strip()
 
