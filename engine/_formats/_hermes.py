@@ -103,8 +103,9 @@ class HermesParser:
         if self._state == "text" and self._buf:
             out.append(TextPiece(self._buf))
         elif self._state in ("json", "skip"):
-            raw = OPEN + self._scan.raw + (self._buf if self._state == "skip" else "")
-            out.append(unfinished_call(self._index, raw, self._scan.raw))
+            # The buffer holds what might have begun the closing tag: it is the call's too.
+            written = self._scan.raw + self._buf
+            out.append(unfinished_call(self._index, OPEN + written, written))
             self._index += 1
 
     def _emit(self, out: list[ParseEvent], event: ParseEvent) -> None:

@@ -124,10 +124,15 @@ class JsonCallParser(HermesParser):
             self._state = "text"
 
     def _step_fence_end(self, out: list[ParseEvent]) -> None:
+        """After a fenced call: the closing fence (dropped), another call, or text."""
         stripped = self._buf.lstrip()
+        verdict = call_object_start(stripped) if stripped.startswith("{") else "no"
         if stripped.startswith(FENCE):
             self._buf, self._state = stripped[len(FENCE) :], "text"
-        elif stripped and not FENCE.startswith(stripped):
+        elif verdict == "yes":
+            self._held, self._buf = self._buf[: len(self._buf) - len(stripped)], stripped
+            self._state, self._scan = "bare", JsonEndScanner()
+        elif stripped and verdict == "no" and not FENCE.startswith(stripped):
             self._state = "text"  # an unclosed fence: what follows is text
 
     def _finish_state(self, out: list[ParseEvent]) -> None:

@@ -159,10 +159,11 @@ class MistralParser:
         elif stripped.startswith("{"):
             self._buf, self._state, self._scan = stripped, "object", JsonEndScanner()
         else:
+            # Not a call: say so, and give what follows back as the model's text.
             error = "expected a JSON object in [TOOL_CALLS]"
-            out.append(MalformedCall(self._index, TOOL_CALLS + stripped, error))
+            out.append(MalformedCall(self._index, TOOL_CALLS, error))
             self._index += 1
-            self._buf, self._state = "", "text"
+            self._buf, self._state = stripped, "text"
 
     def _step_object(self, out: list[ParseEvent]) -> None:
         used = self._scan.feed(self._buf)
@@ -185,7 +186,13 @@ class MistralParser:
     def _step_args(self, out: list[ParseEvent]) -> None:
         used = self._scan.feed(self._buf)
         self._buf = self._buf[used:]
-        if self._scan.done:
+        if self._scan.blocked:
+            raw = TOOL_CALLS + self._name + ARGS + self._scan.raw
+            error = "[ARGS] must be followed by a JSON object"
+            out.append(MalformedCall(self._index, raw, error, self._name.strip() or None))
+            self._index += 1
+            self._state = "text"
+        elif self._scan.done:
             raw = TOOL_CALLS + self._name + ARGS + self._scan.raw
             name = self._name.strip()
             out.append(call_from_json(self._index, self._scan.value_text, raw, name=name))
