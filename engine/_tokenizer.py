@@ -191,8 +191,9 @@ class ChatTokenizer:
     def from_folder(
         cls, folder: str | Path, tool_format: ToolFormatName | None = None
     ) -> ChatTokenizer:
-        """Load the ``tokenizer.json`` of a model folder; the tool format is the one its
-        chat template teaches (``detect_tool_format``) unless ``tool_format`` is given."""
+        """Load the ``tokenizer.json`` of a model folder (or that file itself); the tool
+        format is the one the folder's chat template teaches (``detect_tool_format``)
+        unless ``tool_format`` is given."""
         name = tool_format or detect_tool_format(read_chat_template(folder))
         return cls(HFCodec(folder), name)
 

@@ -76,8 +76,11 @@ def detect_tool_format(chat_template: str | None) -> ToolFormatName:
 
 def read_chat_template(folder: str | Path) -> str | None:
     """A model folder's chat template: ``chat_template.jinja``, else the ``chat_template``
-    of ``tokenizer_config.json`` (its ``tool_use`` variant when it has several)."""
+    of ``tokenizer_config.json`` (its ``tool_use`` variant when it has several). A path to
+    the folder's ``tokenizer.json`` works too."""
     path = Path(folder)
+    if path.is_file():
+        path = path.parent
     jinja = path / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
