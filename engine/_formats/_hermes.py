@@ -21,6 +21,7 @@ from ._events import (
     split_partial,
     unfinished_call,
 )
+from ._machine import StepParser
 from ._scan import JsonEndScanner
 
 OPEN = "<tool_call>"
@@ -67,37 +68,13 @@ class HermesFormat(ToolFormat):
         return HermesParser()
 
 
-class HermesParser:
+class HermesParser(StepParser):
     """Incremental parser for Hermes-style call blocks.
 
     States: ``text`` (looking for ``<tool_call>``), ``json`` (inside a call, scanning
     for the end of its JSON), ``skip`` (a malformed call: discard up to ``</tool_call>``),
-    ``after`` (a call's JSON closed: expect whitespace and ``</tool_call>``). Subclasses
-    add states as ``_step_<state>`` methods.
+    ``after`` (a call's JSON closed: expect whitespace and ``</tool_call>``).
     """
-
-    def __init__(self) -> None:
-        self._state = "text"
-        self._buf = ""
-        self._scan = JsonEndScanner()
-        self._index = 0
-
-    def feed(self, text: str) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
-        self._buf += text
-        while self._buf:
-            before = (self._state, len(self._buf))
-            getattr(self, f"_step_{self._state}")(out)
-            if (self._state, len(self._buf)) == before:
-                break  # waiting for more text
-        return out
-
-    def finish(self) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
-        self._finish_state(out)
-        self._buf = ""
-        self._state = "text"
-        return out
 
     def _finish_state(self, out: list[ParseEvent]) -> None:
         if self._state == "text" and self._buf:
@@ -105,12 +82,7 @@ class HermesParser:
         elif self._state in ("json", "skip"):
             # The buffer holds what might have begun the closing tag: it is the call's too.
             written = self._scan.raw + self._buf
-            out.append(unfinished_call(self._index, OPEN + written, written))
-            self._index += 1
-
-    def _emit(self, out: list[ParseEvent], event: ParseEvent) -> None:
-        out.append(event)
-        self._index += 1
+            self._emit(out, unfinished_call(self._index, OPEN + written, written))
 
     def _open_tagged(self, at: int, out: list[ParseEvent]) -> None:
         """Text up to ``at`` is the model's; a ``<tool_call>`` starts there."""

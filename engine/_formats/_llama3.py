@@ -14,6 +14,7 @@ from .._messages import ChatMessage, Pieces, ToolCallPart, dumps
 from .._types import ToolCallConstraint, ToolFormatName, ToolSchema
 from ._base import ToolFormat, call_json, call_tags, calls_only, tool_json
 from ._events import ParseEvent, TextPiece, ToolCallParser, call_from_json, unfinished_call
+from ._machine import StepParser
 from ._scan import JsonEndScanner
 
 PYTHON_TAG = "<|python_tag|>"
@@ -56,38 +57,20 @@ class Llama3JsonFormat(ToolFormat):
         return Llama3JsonParser()
 
 
-class Llama3JsonParser:
+class Llama3JsonParser(StepParser):
     """Incremental parser for Llama 3 JSON calls (``parameters`` or ``arguments``).
 
     States: ``start`` (before the first non-blank character), ``json`` (a call object),
     ``between`` (after a call: ``;``/blanks, then another call or text), ``text``.
     """
 
-    def __init__(self) -> None:
-        self._state = "start"
-        self._buf = ""
-        self._scan = JsonEndScanner()
-        self._index = 0
+    _initial = "start"
 
-    def feed(self, text: str) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
-        self._buf += text
-        while self._buf:
-            before = (self._state, len(self._buf))
-            getattr(self, f"_step_{self._state}")(out)
-            if (self._state, len(self._buf)) == before:
-                break
-        return out
-
-    def finish(self) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
+    def _finish_state(self, out: list[ParseEvent]) -> None:
         if self._state == "json":
-            out.append(unfinished_call(self._index, self._scan.raw, self._scan.raw))
-            self._index += 1
+            self._emit(out, unfinished_call(self._index, self._scan.raw, self._scan.raw))
         elif self._buf.strip() or (self._state == "text" and self._buf):
             out.append(TextPiece(self._buf))
-        self._buf = ""
-        return out
 
     def _step_start(self, out: list[ParseEvent]) -> None:
         stripped = self._buf.lstrip()
@@ -108,11 +91,8 @@ class Llama3JsonParser:
         used = self._scan.feed(self._buf)
         self._buf = self._buf[used:]
         if self._scan.done:
-            raw = self._scan.raw
-            out.append(
-                call_from_json(self._index, self._scan.value_text, raw, args_keys=_ARGS_KEYS)
-            )
-            self._index += 1
+            text, raw = self._scan.value_text, self._scan.raw
+            self._emit(out, call_from_json(self._index, text, raw, args_keys=_ARGS_KEYS))
             self._state = "between"
 
     def _step_between(self, out: list[ParseEvent]) -> None:

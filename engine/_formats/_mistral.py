@@ -24,6 +24,7 @@ from ._events import (
     split_partial,
     unfinished_call,
 )
+from ._machine import StepParser
 from ._scan import JsonEndScanner
 
 TOOL_CALLS = "[TOOL_CALLS]"
@@ -75,7 +76,7 @@ class MistralFormat(ToolFormat):
         return MistralParser()
 
 
-class MistralParser:
+class MistralParser(StepParser):
     """Incremental parser for both Mistral call layouts.
 
     States: ``start`` (only blanks so far: a bare array may open), ``text``, ``open``
@@ -83,38 +84,22 @@ class MistralParser:
     (the ``name[ARGS]{...}`` form).
     """
 
+    _initial = "start"
+
     def __init__(self) -> None:
-        self._state = "start"
-        self._buf = ""
-        self._scan = JsonEndScanner()
+        super().__init__()
         self._name = ""
-        self._index = 0
 
-    def feed(self, text: str) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
-        self._buf += text
-        while self._buf:
-            before = (self._state, len(self._buf))
-            getattr(self, f"_step_{self._state}")(out)
-            if (self._state, len(self._buf)) == before:
-                break
-        return out
-
-    def finish(self) -> list[ParseEvent]:
-        out: list[ParseEvent] = []
+    def _finish_state(self, out: list[ParseEvent]) -> None:
         if self._state in ("text", "start") and self._buf:
             out.append(TextPiece(self._buf))
         elif self._state == "object":
             raw = TOOL_CALLS + self._scan.raw + self._buf
-            out.append(unfinished_call(self._index, raw, self._scan.raw))
-            self._index += 1
+            self._emit(out, unfinished_call(self._index, raw, self._scan.raw))
         elif self._state in ("name", "args"):
             raw = TOOL_CALLS + self._name + ARGS + self._scan.raw + self._buf
             name = self._name.strip() or None
-            out.append(unfinished_call(self._index, raw, self._scan.raw, name))
-            self._index += 1
-        self._buf, self._state = "", "text"
-        return out
+            self._emit(out, unfinished_call(self._index, raw, self._scan.raw, name))
 
     def _step_start(self, out: list[ParseEvent]) -> None:
         stripped = self._buf.lstrip()
@@ -161,8 +146,7 @@ class MistralParser:
         else:
             # Not a call: say so, and give what follows back as the model's text.
             error = "expected a JSON object in [TOOL_CALLS]"
-            out.append(MalformedCall(self._index, TOOL_CALLS, error))
-            self._index += 1
+            self._emit(out, MalformedCall(self._index, TOOL_CALLS, error))
             self._buf, self._state = stripped, "text"
 
     def _step_object(self, out: list[ParseEvent]) -> None:
@@ -170,8 +154,7 @@ class MistralParser:
         self._buf = self._buf[used:]
         if self._scan.done:
             raw = TOOL_CALLS + self._scan.raw
-            out.append(call_from_json(self._index, self._scan.value_text, raw))
-            self._index += 1
+            self._emit(out, call_from_json(self._index, self._scan.value_text, raw))
             self._state = "array"
 
     def _step_name(self, out: list[ParseEvent]) -> None:
@@ -189,14 +172,12 @@ class MistralParser:
         if self._scan.blocked:
             raw = TOOL_CALLS + self._name + ARGS + self._scan.raw
             error = "[ARGS] must be followed by a JSON object"
-            out.append(MalformedCall(self._index, raw, error, self._name.strip() or None))
-            self._index += 1
+            self._emit(out, MalformedCall(self._index, raw, error, self._name.strip() or None))
             self._state = "text"
         elif self._scan.done:
             raw = TOOL_CALLS + self._name + ARGS + self._scan.raw
             name = self._name.strip()
-            out.append(call_from_json(self._index, self._scan.value_text, raw, name=name))
-            self._index += 1
+            self._emit(out, call_from_json(self._index, self._scan.value_text, raw, name=name))
             self._state = "text"
 
 
