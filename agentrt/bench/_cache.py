@@ -19,10 +19,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import CacheHint, GenerateRequest, SamplingOptions, SessionId, Tier, VLLMEngine
 from agentrt.replay import theoretical_max_hits
 
-from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
 
 

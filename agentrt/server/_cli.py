@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
-from agentrt._engine_options_cli import add_engine_flags, engine_options
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import TOOL_FORMAT_NAMES
 
 from ._auth import ENV_KEYS, KeyRing, load_keys

@@ -26,7 +26,7 @@ from agentrt.engine import (
 )
 from agentrt.engine._clock import now
 
-from ._records import CallKind, CallRecord
+from ..report._records import CallKind, CallRecord
 
 
 class ReplayMismatchError(RuntimeError):
