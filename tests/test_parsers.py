@@ -255,6 +255,7 @@ def test_json_format_reads_bare_fenced_and_tagged_calls(answer: str) -> None:
     "answer",
     [
         'The user is {"name": "Bob", "age": 3}.',
+        '{"name": "Bob", "note": "arguments"}',
         '```json\n{"a": 1}\n```',
         "set {x} and {y}",
         "```python\nprint(1)\n```",

@@ -99,7 +99,7 @@ def call_from_json(
     except (json.JSONDecodeError, RecursionError) as exc:
         name_read, args_read = read_call_head(json_text)
         error = f"tool call is not valid JSON: {exc}"
-        return MalformedCall(index, raw, error, name_read, args_read)
+        return MalformedCall(index, raw, error, name_read, args_read or "")
     if name is not None:
         obj = {"name": name, args_keys[0]: obj}
     if not isinstance(obj, dict):
@@ -136,25 +136,31 @@ _CALL_HEAD = re.compile(
 )
 
 
-def read_call_head(json_text: str) -> tuple[str | None, str]:
-    """The name and the arguments' text of a call object's (possibly cut) JSON text."""
+def read_call_head(json_text: str) -> tuple[str | None, str | None]:
+    """The name and the arguments' text of a call object's (possibly cut) JSON text.
+
+    The arguments' text is None when the text does not reach an arguments key.
+    """
     m = _CALL_HEAD.match(json_text)
     if m is None:
-        return None, ""
+        return None, None
     try:
         name = json.loads(f'"{m.group(1)}"')
     except json.JSONDecodeError:
-        return None, ""
-    return (name if isinstance(name, str) else None), (m.group(2) or "").rstrip()
+        return None, None
+    args = None if m.group(2) is None else m.group(2).rstrip()
+    return (name if isinstance(name, str) else None), args
 
 
 def unfinished_call(index: int, raw: str, json_text: str, name: str | None = None) -> MalformedCall:
     """The event for a call the response ended inside."""
+    args: str | None
     if name is None:
         name, args = read_call_head(json_text)
     else:
         args = json_text.strip()
-    return MalformedCall(index, raw, "tool call was not finished", name, args, unfinished=True)
+    error = "tool call was not finished"
+    return MalformedCall(index, raw, error, name, args or "", unfinished=True)
 
 
 Verdict = Literal["yes", "no", "maybe"]

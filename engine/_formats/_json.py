@@ -9,6 +9,7 @@ its parser reads all three forms. A bare object counts as a call only if it star
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ from ._events import (
     Verdict,
     call_from_json,
     call_object_start,
+    read_call_head,
     split_partial,
     unfinished_call,
 )
@@ -116,7 +118,7 @@ class JsonCallParser(HermesParser):
         event = call_from_json(
             self._index, self._scan.value_text, raw, args_keys=("arguments", "parameters")
         )
-        if isinstance(event, ParsedCall) and _has_arguments(self._scan.value_text):
+        if isinstance(event, ParsedCall) and _has_arguments(event.raw):
             self._emit(out, event)
             self._state = "fence_end" if self._fenced else "text"
         else:
@@ -140,15 +142,17 @@ class JsonCallParser(HermesParser):
             super()._finish_state(out)
             return
         raw = self._held + self._scan.raw + self._buf
-        head = unfinished_call(self._index, raw, self._scan.raw)
-        if head.name is not None and _has_arguments(self._scan.raw):
-            self._emit(out, head)
+        name, args = read_call_head(self._scan.raw)
+        if name is not None and args is not None:
+            self._emit(out, unfinished_call(self._index, raw, self._scan.raw))
         else:
             out.append(TextPiece(raw))
 
 
 def _has_arguments(json_text: str) -> bool:
-    return '"arguments"' in json_text or '"parameters"' in json_text
+    """The object has an arguments key (``{"name": "Bob", "age": 3}`` is no call)."""
+    obj = json.loads(json_text)
+    return isinstance(obj, dict) and ("arguments" in obj or "parameters" in obj)
 
 
 JSON = JsonFormat()
