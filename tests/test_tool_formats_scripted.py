@@ -3,6 +3,7 @@ model writes calls that way get the call, run it, and read its result in that fo
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from agentrt.engine import (
     ToolFormatName,
 )
 from agentrt.server import ServerConfig, create_app, running_server
+from agentrt.server._cli import add_arguments, build
+from agentrt.server._registry import AgentRegistry
 
 pytestmark = pytest.mark.anyio
 FAST = TimingModel(prefill_s_per_token=0.0, decode_step_s=0.0005)
@@ -154,3 +157,17 @@ async def test_the_rest_server_in_each_format_returns_calls_and_renders_results(
     assert isinstance(first.constraint, ToolCallConstraint) and first.constraint.format == fmt
     text = engine.tokenizer.decode(second.prompt)
     assert f"{RENDERED_CALL[fmt]}<|im_end|>\n{RESULT[fmt]}" in text
+
+
+def test_agentrt_serve_takes_a_tool_format_for_its_engine_and_its_agents() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    agents, config = build(parser.parse_args(["--tool-format", "mistral"]))
+    assert config.tool_format == "mistral"
+    assert build(parser.parse_args([]))[1].tool_format is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--tool-format", "xml"])
+    engine = ScriptedEngine(["ok"])
+    registry = AgentRegistry([*agents, Agent(name="own", tool_format="json")], engine, "mistral")
+    assert registry.get(agents[0].name).tool_format == "mistral"
+    assert registry.get("own").tool_format == "json"

@@ -33,7 +33,7 @@ class ToolFormat(abc.ABC):
 
     name: ClassVar[ToolFormatName]
     models: ClassVar[str]
-    """Which models write this format (for documentation and error messages)."""
+    """Which models write this format (for documentation)."""
 
     @abc.abstractmethod
     def tools_block(self, system: str, tools: Sequence[ToolSchema]) -> Pieces:
