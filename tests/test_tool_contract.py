@@ -145,7 +145,8 @@ def book(day: datetime.date, guest: Guest, note: str = "") -> str:
     return f"{day.isoformat()} for {guest.count} ({guest.name}){note}"
 
 
-def test_a_function_tool_keeps_its_signatures_model_and_converts_arguments() -> None:
+@pytest.mark.anyio
+async def test_a_function_tool_keeps_its_signatures_model_and_converts_arguments() -> None:
     assert book.arguments_model is not None
     checked = book.validate({"day": "2025-05-01", "guest": {"name": "Ann", "count": 2}})
     assert isinstance(checked, ValidArguments)
@@ -154,7 +155,7 @@ def test_a_function_tool_keeps_its_signatures_model_and_converts_arguments() -> 
         "guest": Guest(name="Ann", count=2),
         "note": "",
     }
-    assert anyio.run(book.call, checked) == "2025-05-01 for 2 (Ann)"
+    assert await book.call(checked) == "2025-05-01 for 2 (Ann)"
 
 
 @pytest.mark.parametrize(
@@ -205,6 +206,7 @@ def test_a_schema_only_tool_with_an_invalid_schema_is_refused_at_once() -> None:
         Tool("broken", "", {"type": "object", "properties": {"n": {"type": 7}}}, _noop)
 
 
-def test_invoke_validates_too() -> None:
+@pytest.mark.anyio
+async def test_invoke_validates_too() -> None:
     with pytest.raises(ValueError, match="day: Field required"):
-        anyio.run(book.invoke, {"guest": {"name": "Ann"}})
+        await book.invoke({"guest": {"name": "Ann"}})
