@@ -62,7 +62,7 @@ def create_app(
             model_name=cfg.model_name or default_model_name(resolved),
             limiter=limiter,
             metrics=metrics,
-            agents=AgentRegistry(agent_list, resolved),
+            agents=AgentRegistry(agent_list, resolved, cfg.tool_format),
             runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
         )

@@ -87,7 +87,7 @@ async def chat_completions(request: Request) -> Response:
     key = api_key_of(request)
     plan = plan_chat(
         body,
-        st.engine.tokenizer,
+        st.engine.tokenizer.with_tool_format(st.config.tool_format),
         st.engine.info,
         cache_salt=key.cache_salt if key else None,
         default_temperature=st.config.default_temperature,
@@ -116,7 +116,7 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
 
 
 async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
-    asm = ChoiceAssembler(plan.parse_calls)
+    asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
     async with aclosing(st.engine.generate(plan.request)) as deltas:
         async for d in deltas:
@@ -148,7 +148,7 @@ async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Respons
 
 
 async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
-    asm = ChoiceAssembler(plan.parse_calls)
+    asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
     started = False
     async with aclosing(st.engine.generate(plan.request)) as deltas:

@@ -1,16 +1,15 @@
 """Turning a chat-completions request into one engine request: messages, tools, constraint.
 
-The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML + Hermes tools), the
-same renderer agent runs use, so a conversation continued through this endpoint keeps
-hitting the prefix cache. Tool choice maps onto the tool-call grammar exactly as in
-agent runs (``agentrt._tool_choice``); without ``tool_choice`` it is "auto" when tools
-are given, else "none".
+The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML turns, the server's tool
+format), the same renderer agent runs use, so a conversation continued through this
+endpoint keeps hitting the prefix cache. Tool choice maps onto the tool-call grammar
+exactly as in agent runs (``agentrt._tool_choice``); without ``tool_choice`` it is "auto"
+when tools are given, else "none".
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,22 +29,24 @@ from agentrt.engine import (
     SamplingOptions,
     Tier,
     ToolCallPart,
+    ToolFormat,
     ToolSchema,
+    check_tool_name,
 )
 
 from ._errors import APIError
 from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
 class ChatPlan:
-    """What one chat request becomes. ``parse_calls``: run the tool-call parser on the output."""
+    """What one chat request becomes. ``calls_format``: the format whose parser reads tool
+    calls out of the output (None: the output is all content)."""
 
     request: GenerateRequest
-    parse_calls: bool
+    calls_format: ToolFormat | None
     stream: bool
     include_usage: bool
 
@@ -79,7 +80,7 @@ def plan_chat(
         raise APIError(
             400, "tools: function names must be unique", param="tools", code="invalid_value"
         )
-    constraint, parse_calls = _constraint(body, tools)
+    constraint, parse_calls = _constraint(body, tools, tok.tool_format)
 
     segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
     prompt = tuple(t for seg in segments for t in seg)
@@ -103,7 +104,8 @@ def plan_chat(
         raise APIError(400, str(exc), code="invalid_value") from None
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return ChatPlan(request, parse_calls, bool(body.stream), include_usage)
+    calls_format = tok.tool_format if parse_calls else None
+    return ChatPlan(request, calls_format, bool(body.stream), include_usage)
 
 
 def _text(i: int, m: MessageIn) -> str:
@@ -147,6 +149,7 @@ def _message(i: int, m: MessageIn) -> ChatMessage:
 
 
 def _call_part(i: int, j: int, call_id: str, name: str, arguments: str) -> ToolCallPart:
+    _check_name(name, f"messages[{i}].tool_calls[{j}].function.name")
     where = f"messages[{i}].tool_calls[{j}].function.arguments"
     try:
         parsed = orjson.loads(arguments) if arguments.strip() else {}
@@ -164,20 +167,21 @@ def _call_part(i: int, j: int, call_id: str, name: str, arguments: str) -> ToolC
 
 def _tool(i: int, t: ToolDefIn) -> ToolSchema:
     fn = t.function
-    if not _TOOL_NAME.match(fn.name):
-        where = f"tools[{i}].function.name"
-        raise APIError(
-            400,
-            f"{where}: {fn.name!r} must be 1-64 letters, digits, '_' or '-'",
-            param=where,
-            code="invalid_value",
-        )
+    _check_name(fn.name, f"tools[{i}].function.name")
     params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
     problem = _schema_problem(orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
     if problem is not None:
         where = f"tools[{i}].function.parameters"
         raise APIError(400, f"{where}: {problem}", param=where, code="invalid_function_parameters")
     return ToolSchema(fn.name, fn.description or "", params)
+
+
+def _check_name(name: str, where: str) -> None:
+    """Tool names are echoed into the prompt: only the one allowed pattern passes."""
+    try:
+        check_tool_name(name, where)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param=where, code="invalid_value") from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -197,14 +201,19 @@ def _schema_problem(schema_json: bytes) -> str | None:
 
 
 def _constraint(
-    body: ChatCompletionRequest, tools: list[ToolSchema]
+    body: ChatCompletionRequest, tools: list[ToolSchema], calls_format: ToolFormat
 ) -> tuple[Constraint | None, bool]:
     raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
     choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
     fmt = body.response_format
     wants_json = fmt is not None and fmt.type != "text"
     try:
-        calls = tool_constraint(choice, tools, parallel=body.parallel_tool_calls is not False)
+        calls = tool_constraint(
+            choice,
+            tools,
+            parallel=body.parallel_tool_calls is not False,
+            tool_format=calls_format.name,
+        )
     except ToolChoiceError as exc:
         raise _choice_error(exc) from None
     if choice != "none" and wants_json:

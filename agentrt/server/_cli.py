@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
 from agentrt.cli._engine_options import add_engine_flags, engine_options
+from agentrt.engine import TOOL_FORMAT_NAMES
 
 from ._auth import ENV_KEYS, KeyRing, load_keys
 from ._config import ServerConfig
@@ -56,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     remote.add_argument("--engine", metavar="URL", help="a remote engine; default: embedded vLLM")
     remote.add_argument(
         "--served-model-name", help="the model name clients use (default: folder name)"
+    )
+    remote.add_argument(
+        "--tool-format",
+        choices=list(TOOL_FORMAT_NAMES),
+        help="how the model writes tool calls (default: the one its chat template teaches)",
     )
     ag = p.add_argument_group("agents")
     ag.add_argument(
@@ -120,6 +126,7 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         max_concurrency=args.max_concurrency,
         max_body_bytes=args.max_body_bytes,
         model_name=args.served_model_name,
+        tool_format=args.tool_format,
     )
     return agents, config
 

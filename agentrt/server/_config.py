@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from agentrt.engine import Engine
+from agentrt.engine import Engine, ToolFormatName, tool_format
 
 from ._auth import ApiKey, KeyRing
 
@@ -29,6 +29,8 @@ class ServerConfig:
         max_body_bytes: larger request bodies get 413.
         model_name: the name ``/v1/models`` lists (None: the engine's model folder name).
         default_temperature: for requests that set none (OpenAI's default is 1).
+        tool_format: how the engine's model writes tool calls, for chat completions and
+            for agents that set none (None: the one its chat template teaches).
         max_finished_runs, run_ttl_s: finished runs kept for fetching (LRU, and TTL).
         max_sessions, session_ttl_s: idle conversations kept for continuing (LRU, TTL).
     """
@@ -38,6 +40,7 @@ class ServerConfig:
     max_body_bytes: int = 4 * 2**20
     model_name: str | None = None
     default_temperature: float = 1.0
+    tool_format: ToolFormatName | None = None
     max_finished_runs: int = 256
     run_ttl_s: float = 3600.0
     max_sessions: int = 256
@@ -50,6 +53,8 @@ class ServerConfig:
         for name in ("run_ttl_s", "session_ttl_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.tool_format is not None:
+            tool_format(self.tool_format)  # raises ValueError naming the formats
 
 
 @dataclass(slots=True)
