@@ -1,6 +1,6 @@
 """``create_app``: the FastAPI application of ``agentrt serve`` on any ``Engine``.
 
-Layers, outermost first: the ``Gate`` (keys, size, concurrency, metrics), FastAPI's
+Layers, outermost first: the ``Gate`` (browsers, keys, size, concurrency, metrics), FastAPI's
 error handling (every error an OpenAI error object), the routers (chat, agents) and the
 operational endpoints (``/health``, ``/metrics``).
 """
@@ -19,6 +19,7 @@ from agentrt._catalog import calculator_agent
 from agentrt.engine import Engine, EngineStats
 
 from . import _agents, _chat
+from ._browser import BrowserGuard
 from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
@@ -65,6 +66,7 @@ def create_app(
             agents=AgentRegistry(agent_list, resolved),
             runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
+            prep=anyio.CapacityLimiter(cfg.prep_threads),
         )
         app.state.server = st
         try:
@@ -96,8 +98,14 @@ def create_app(
         st = state_of(request)
         return Response(st.metrics.render(await _engine_stats(st)), media_type=CONTENT_TYPE)
 
+    guard = BrowserGuard(cfg.allowed_hosts, cfg.allowed_origins, keys_enabled=cfg.keys.enabled)
     app.add_middleware(
-        Gate, keys=cfg.keys, limiter=limiter, max_body_bytes=cfg.max_body_bytes, metrics=metrics
+        Gate,
+        keys=cfg.keys,
+        guard=guard,
+        limiter=limiter,
+        max_body_bytes=cfg.max_body_bytes,
+        metrics=metrics,
     )
     return app
 
