@@ -122,7 +122,7 @@ def _check_schemas(body: ChatCompletionRequest, budget: SchemaBudget) -> None:
     """Bound every schema of the request, then check the response format's is one (the
     tools' are checked one by one in ``_tool``)."""
     for i, t in enumerate(body.tools or []):
-        budget.charge(f"tools[{i}].function.parameters", t.function.parameters or {})
+        budget.charge(f"tools[{i}].function.parameters", t.function.parameters or {}, extra=1)
     fmt = body.response_format
     if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
         where = "response_format.json_schema.schema"
