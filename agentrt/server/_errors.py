@@ -108,18 +108,24 @@ def _data_path(loc: Sequence[int | str], data: Any, *, missing: bool) -> list[in
     if data is None:
         return list(loc)
     out: list[int | str] = []
-    cur = data
+    cur: Any = data
     for i, part in enumerate(loc):
-        if (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)) or (
-            isinstance(cur, dict) and part in cur
-        ):
-            cur = cur[part]
-        elif missing and i == len(loc) - 1:
-            pass  # the absent field itself
-        else:
+        inside = _child(cur, part)
+        if inside is not None:
+            cur = inside[0]
+        elif not (missing and i == len(loc) - 1):  # else: the absent field itself
             continue  # a union member's tag, not a step into the data
         out.append(part)
     return out
+
+
+def _child(value: Any, key: int | str) -> tuple[Any] | None:
+    """``(value[key],)`` when ``key`` is a step into JSON data ``value``, else None."""
+    if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        return (value[key],)
+    if isinstance(value, dict) and key in value:
+        return (value[key],)
+    return None
 
 
 def _json_type(value: Any) -> str:
