@@ -12,7 +12,6 @@ hitting the prefix cache. Tool choice maps onto the tool-call grammar:
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +36,12 @@ from agentrt.engine import (
 )
 
 from ._errors import APIError
-from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, token_floor
+from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
 from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
+from ._schemas import canonical, check_request_schemas, schema_problem
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
-# Below this many characters per context token, rendering the whole prompt is cheap.
-_CHEAP_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +81,7 @@ def plan_chat(
             param="logprobs",
             code="unsupported_value",
         )
-    _check_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
+    check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
     if len({t.name for t in tools}) != len(tools):
@@ -92,7 +90,7 @@ def plan_chat(
         )
     constraint, parse_calls = _constraint(body, tools)
 
-    _check_length(messages, tools, tok, info.max_model_len)
+    check_prompt_length(messages, tools, tok.encode, info.max_model_len)
     segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
     prompt = tuple(t for seg in segments for t in seg)
     if len(prompt) >= info.max_model_len:
@@ -116,42 +114,6 @@ def plan_chat(
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return ChatPlan(request, parse_calls, bool(body.stream), include_usage)
-
-
-def _check_schemas(body: ChatCompletionRequest, budget: SchemaBudget) -> None:
-    """Bound every schema of the request, then check the response format's is one (the
-    tools' are checked one by one in ``_tool``)."""
-    for i, t in enumerate(body.tools or []):
-        budget.charge(f"tools[{i}].function.parameters", t.function.parameters or {}, extra=1)
-    fmt = body.response_format
-    if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None:
-        where = "response_format.json_schema.schema"
-        budget.charge(where, fmt.json_schema.schema_)
-        problem = _schema_problem(_canonical(fmt.json_schema.schema_), require_object=False)
-        if problem is not None:
-            raise APIError(400, f"{where}: {problem}", param=where, code="invalid_value")
-
-
-def _check_length(
-    messages: list[ChatMessage], tools: list[ToolSchema], tok: ChatTokenizer, max_model_len: int
-) -> None:
-    """Refuse a prompt that is surely too long without tokenizing all of it (see
-    ``token_floor``): a prompt of a few times the context in characters is cheap enough
-    to render, a multi-megabyte one is not."""
-    texts = [m.content for m in messages]
-    texts += [c.arguments for m in messages for c in m.tool_calls]
-    texts += [t.description + _canonical(dict(t.parameters)).decode() for t in tools]
-    if sum(map(len, texts)) <= _CHEAP_CHARS_PER_TOKEN * max_model_len:
-        return
-    floor = token_floor(texts, tok.encode, max_model_len)
-    if floor >= max_model_len:
-        raise APIError(
-            400,
-            f"messages: the prompt has at least {floor} tokens, more than the context of "
-            f"{max_model_len} tokens",
-            param="messages",
-            code="context_length_exceeded",
-        )
 
 
 def _text(i: int, m: MessageIn) -> str:
@@ -237,56 +199,11 @@ def _tool(i: int, t: ToolDefIn) -> ToolSchema:
             code="invalid_value",
         )
     params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
-    problem = _schema_problem(_canonical(params), require_object=True)
+    problem = schema_problem(canonical(params), require_object=True)
     if problem is not None:
         where = f"tools[{i}].function.parameters"
         raise APIError(400, f"{where}: {problem}", param=where, code="invalid_function_parameters")
     return ToolSchema(fn.name, fn.description or "", params)
-
-
-def _canonical(schema: dict[str, Any]) -> bytes:
-    # Bounded depth (``SchemaBudget``), so within orjson's recursion limit.
-    return orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-
-
-@functools.lru_cache(maxsize=1024)
-def _schema_problem(schema_json: bytes, *, require_object: bool) -> str | None:
-    """Why a schema is not a usable JSON schema (of an object, for tool parameters), or
-    None. Cached: clients send the same tools with every request, and checking a schema
-    against its meta-schema is slow (about a millisecond per property)."""
-    schema = orjson.loads(schema_json)
-    if require_object and schema.get("type", "object") != "object":
-        return f"must be a schema of type 'object', got type {schema.get('type')!r}"
-    declared = schema.get("$schema")
-    cls = _DRAFTS.get(declared.rstrip("#")) if isinstance(declared, str) else None
-    if "$schema" in schema and cls is None:
-        known = ", ".join(sorted(_DRAFTS))
-        return f"$schema {declared!r} is not a JSON Schema draft this server knows ({known})"
-    cls = cls or jsonschema.Draft202012Validator
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        path = ".".join(str(p) for p in exc.path)
-        return f"not a valid JSON schema ({path + ': ' if path else ''}{exc.message})"
-    return None
-
-
-def _meta_id(cls: Any) -> str:
-    meta = cls.META_SCHEMA
-    return str(meta.get("$id", meta.get("id", ""))).rstrip("#")
-
-
-# The drafts a ``$schema`` may name: an unknown one would otherwise be fetched or guessed.
-_DRAFTS: dict[str, Any] = {
-    _meta_id(cls): cls
-    for cls in (
-        jsonschema.Draft4Validator,
-        jsonschema.Draft6Validator,
-        jsonschema.Draft7Validator,
-        jsonschema.Draft201909Validator,
-        jsonschema.Draft202012Validator,
-    )
-}
 
 
 def _constraint(

@@ -13,15 +13,20 @@ nesting. So, before any of them runs:
 * ``check_counts`` refuses a message list that could not fit the context even if each
   message rendered to its minimum of tokens, before any message is validated.
 * ``token_floor`` proves a text too long for the context by encoding only as much of it
-  as that takes, so a multi-megabyte message costs a context's worth of tokenizing.
+  as that takes, so a multi-megabyte message costs a context's worth of tokenizing
+  (``check_prompt_length`` applies it to a chat request).
 
 Both refuse with a 400 naming the field, never a 500 and never a stall.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
+
+import orjson
+
+from agentrt.engine import ChatMessage, ToolSchema
 
 from ._errors import APIError
 
@@ -33,6 +38,8 @@ DEFAULT_SCHEMA_NODES = 5000
 # ``token_floor``: piece size (characters), and tokens a cut between pieces may add.
 _PIECE = 16384
 _CUT_SLACK = 16  # a special-token string cut in two: a dozen ordinary tokens
+# Up to this many characters per context token, rendering the whole prompt is cheap.
+_CHEAP_CHARS_PER_TOKEN = 4
 
 # Every rendered message opens and closes its turn with one special token each, so a
 # message costs at least this many prompt tokens (tool calls likewise: their tags).
@@ -151,6 +158,35 @@ def token_floor(texts: Iterable[str], encode: Callable[[str], Sized], limit: int
             if total >= limit:
                 return total
     return total
+
+
+def check_prompt_length(
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolSchema],
+    encode: Callable[[str], Sized],
+    max_model_len: int,
+) -> None:
+    """Refuse a prompt that is surely too long without tokenizing all of it (see
+    ``token_floor``). A prompt of up to a few characters per context token is cheap to
+    render whole; a multi-megabyte one is not.
+
+    Raises:
+        APIError: 400 ``context_length_exceeded`` naming ``messages``.
+    """
+    texts = [m.content for m in messages]
+    texts += [c.arguments for m in messages for c in m.tool_calls]
+    texts += [t.description + orjson.dumps(dict(t.parameters)).decode() for t in tools]
+    if sum(map(len, texts)) <= _CHEAP_CHARS_PER_TOKEN * max_model_len:
+        return
+    floor = token_floor(texts, encode, max_model_len)
+    if floor >= max_model_len:
+        raise APIError(
+            400,
+            f"messages: the prompt has at least {floor} tokens, more than the context of "
+            f"{max_model_len} tokens",
+            param="messages",
+            code="context_length_exceeded",
+        )
 
 
 def _dotted(where: str, path: tuple[str | int, ...]) -> str:
