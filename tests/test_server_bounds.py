@@ -19,6 +19,7 @@ import pytest
 
 from agentrt.engine import (
     ChatTokenizer,
+    EngineError,
     EngineProxy,
     GenerateRequest,
     ScriptedEngine,
@@ -318,3 +319,42 @@ def test_tokenizing_a_long_text_lets_other_threads_run() -> None:
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(ids) > 100_000
     assert len(during) > 10 and max(gaps) < max(0.25, took / 4), (took, len(during), max(gaps))
+
+
+class SlowStats(EngineProxy):
+    """Test seam: statistics that wait for ``gate`` (when set) and then answer, or fail."""
+
+    def __init__(self, inner: ScriptedEngine) -> None:
+        super().__init__(inner, owns_inner=True)
+        self.gate: anyio.Event | None = None
+        self.fail = False
+
+    async def stats(self) -> Any:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise EngineError("engine core died")
+        return await super().stats()
+
+
+async def test_health_answers_at_once_while_the_engine_is_busy_and_503_once_it_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An embedded engine answers statistics between steps, and a step can take seconds.
+    engine = SlowStats(ScriptedEngine([], timing=FAST))
+    async with served(engine) as (_, c):
+        assert (await c.get("/health")).status_code == 200
+        engine.gate = anyio.Event()  # busy: the probe waits
+        t0 = time.perf_counter()
+        busy = [(await c.get("/health")).status_code for _ in range(3)]
+        took = time.perf_counter() - t0
+        monkeypatch.setattr("agentrt.server._health.DEAD_AFTER_S", 0.0)
+        hung = (await c.get("/health")).status_code  # no answer for too long: dead
+        monkeypatch.setattr("agentrt.server._health.DEAD_AFTER_S", 10.0)
+        engine.fail = True
+        engine.gate.set()
+        failed = await c.get("/health")
+    assert busy == [200, 200, 200] and took < 1.0
+    assert hung == 503
+    assert failed.status_code == 503 and failed.json() == {"status": "engine_unavailable"}
+    await engine.aclose()

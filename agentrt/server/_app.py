@@ -23,6 +23,7 @@ from ._browser import BrowserGuard
 from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
+from ._health import EngineWatch
 from ._metrics import CONTENT_TYPE, Metrics
 from ._registry import AgentRegistry
 from ._runs import RunStore, SessionStore
@@ -67,11 +68,13 @@ def create_app(
             runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
             prep=anyio.CapacityLimiter(cfg.prep_threads),
+            watch=EngineWatch(resolved),
         )
         app.state.server = st
         try:
             yield
         finally:
+            await st.watch.aclose()
             await _agents.cancel_all(st)
             if not isinstance(engine, Engine):
                 from agentrt import close_default_engine
@@ -87,11 +90,9 @@ def create_app(
 
     @app.get("/health")
     async def health(request: Request) -> Response:
-        stats = await _engine_stats(state_of(request))
-        body = b'{"status":"ok"}' if stats is not None else b'{"status":"engine_unavailable"}'
-        return Response(
-            body, status_code=200 if stats is not None else 503, media_type="application/json"
-        )
+        ok = await state_of(request).watch.healthy()  # never waits on a busy engine
+        body = b'{"status":"ok"}' if ok else b'{"status":"engine_unavailable"}'
+        return Response(body, status_code=200 if ok else 503, media_type="application/json")
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:

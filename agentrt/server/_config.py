@@ -18,6 +18,7 @@ from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES
 
 if TYPE_CHECKING:
     from ._gate import Limiter
+    from ._health import EngineWatch
     from ._metrics import Metrics
     from ._registry import AgentRegistry
     from ._runs import RunStore, SessionStore
@@ -94,6 +95,7 @@ class ServerState:
     runs: RunStore
     sessions: SessionStore
     prep: CapacityLimiter
+    watch: EngineWatch
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a preparation thread: validating, rendering and tokenizing a request
