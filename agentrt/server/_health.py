@@ -25,7 +25,7 @@ from agentrt.engine import Engine
 
 DEAD_AFTER_S = 10.0
 FIRST_WAIT_S = 2.0
-_SETTLE_S = 0.05
+_SETTLE_S = 0.01  # long enough for a probe that fails at once
 
 
 class EngineWatch:
