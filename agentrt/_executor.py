@@ -8,6 +8,7 @@ propagates (a cancelled run cancels its tools).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
@@ -81,8 +82,6 @@ def shared_latency_tracker() -> LatencyTracker:
 
 @functools.lru_cache(maxsize=512)
 def _validator(schema_json: str) -> jsonschema.protocols.Validator:
-    import json
-
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
@@ -170,8 +169,6 @@ class ToolExecutor:
 
 def validation_error(tool: Tool, arguments: Mapping[str, Any]) -> str | None:
     """A readable description of why ``arguments`` do not fit the tool's schema."""
-    import json
-
     validator = _validator(json.dumps(tool.parameters, sort_keys=True))
     errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
     if not errors:

@@ -29,6 +29,7 @@ from ._types import (
     FinishReason,
     GenerateRequest,
     JsonSchemaConstraint,
+    PrefillRequest,
     PrefillStats,
     RegexConstraint,
     RequestId,
@@ -41,10 +42,11 @@ from ._types import (
     ToolCallConstraint,
     ToolSchema,
 )
+from ._vllm_args import EngineOptions
 
 if TYPE_CHECKING:
     from ._http import HTTPEngine
-    from ._vllm import EngineOptions, VLLMEngine
+    from ._vllm import VLLMEngine
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -66,6 +68,7 @@ __all__ = [
     "HTTPEngine",
     "JsonSchemaConstraint",
     "ModelNotAvailableError",
+    "PrefillRequest",
     "PrefillStats",
     "PromptTooLongError",
     "RegexConstraint",
@@ -94,7 +97,6 @@ __all__ = [
 
 _LAZY = {
     "VLLMEngine": "._vllm",
-    "EngineOptions": "._vllm",
     "HTTPEngine": "._http",
 }
 

@@ -53,7 +53,7 @@ replay() {
   local name=$1
   shift
   echo "== $name ($(date +%T))" >&2
-  if ! "$PYTHON" -m agentrt.cli replay "$@" --out "$OUT/$name" 2>&1 | tee "$LOGS/$name.log" |
+  if ! "$PYTHON" -m agentrt replay "$@" --out "$OUT/$name" 2>&1 | tee "$LOGS/$name.log" |
     { grep --line-buffered -E ' requests +[0-9]+s$|^agentrt replay:' >&2 || true; }; then
     tail -n 30 "$LOGS/$name.log" >&2
     return 1
@@ -78,7 +78,7 @@ replay websearch \
   --rates "$WEB_RATES" \
   "${COMMON[@]}" --title "Synthetic web-search agent (token scale 1/8)"
 
-"$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch"
+"$PYTHON" -m agentrt.replay.report._page "$PAGE" "$OUT/weka" "$OUT/websearch"
 
 # (c) The co-design targets: all switches vs the baseline only, on the synthetic web-search
 # agent with more requests (32) and five loads, so the baseline's knee lies inside the sweep;
@@ -100,7 +100,7 @@ if [ -z "${SKIP_TARGETS:-}" ]; then
       --ftr-target-factor 1.25 --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 400 \
       --title "$title"
   done
-  "$PYTHON" -m agentrt.replay._page "$PAGE" "$OUT/weka" "$OUT/websearch" \
+  "$PYTHON" -m agentrt.replay.report._page "$PAGE" "$OUT/weka" "$OUT/websearch" \
     "$OUT/websearch-targets" "$OUT/websearch-targets-seed$((SEED + 1))"
 fi
 echo "done ($(date +%T)); logs in $LOGS" >&2

@@ -20,3 +20,22 @@ def running(pid: int) -> bool:
         return False
     # The state letter follows the parenthesized command name, which may contain spaces.
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes whose command line contains ``marker``.
+
+    Processes in another PID namespace (a sandbox) report pids of their own, so tests
+    find a snippet's processes by a marker in their arguments instead.
+    """
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and running(int(name)):
+            found.append(int(name))
+    return found

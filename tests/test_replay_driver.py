@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentrt.cli._replay import add_arguments, main
 from agentrt.engine import (
     ByteCodec,
     ChatMessage,
@@ -34,16 +35,15 @@ from agentrt.replay import (
     generate_synthetic,
     load_trace,
 )
-from agentrt.replay._cli import add_arguments, main
-from agentrt.replay._driver import replay_all
-from agentrt.replay._layout import PlannedCall, call_positions, markup_text, token_output
-from agentrt.replay._page import render_page
-from agentrt.replay._plan import ReplayPlan, build_plan
-from agentrt.replay._replay_engine import ReplayEngine
-from agentrt.replay._replay_tools import replay_tools
-from agentrt.replay._results import ReplayRun
-from agentrt.replay._sources import PoissonLoad, ScriptedSource, mode_switches
-from agentrt.replay._vocab import stable_vocab
+from agentrt.replay.report._page import render_page
+from agentrt.replay.report._results import ReplayRun
+from agentrt.replay.run._driver import replay_all
+from agentrt.replay.run._layout import PlannedCall, call_positions, markup_text, token_output
+from agentrt.replay.run._plan import ReplayPlan, build_plan
+from agentrt.replay.run._replay_engine import ReplayEngine
+from agentrt.replay.run._replay_tools import replay_tools
+from agentrt.replay.run._sources import PoissonLoad, ScriptedSource, mode_switches
+from agentrt.replay.run._vocab import stable_vocab
 from agentrt.testing import run_virtual
 
 P = 0.001  # prefill seconds per uncached token

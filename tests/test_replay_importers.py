@@ -20,7 +20,7 @@ from agentrt.replay import (
     import_weka,
     load_trace,
 )
-from agentrt.replay._samples import sample_builders
+from agentrt.replay.trace._samples import sample_builders
 
 REPO_TRACES = Path(__file__).resolve().parents[1] / "traces"
 SHARED = Path("/work/shared/traces")

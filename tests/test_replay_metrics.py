@@ -24,7 +24,7 @@ from agentrt.replay import (
     theoretical_max_hits,
     write_report,
 )
-from agentrt.replay._results import ratio
+from agentrt.replay.report._results import ratio
 
 
 def _gen(

@@ -93,7 +93,7 @@ def test_build_combines_builtins_loaded_agents_keys_and_limits(
 
 
 def test_engine_flags_are_the_shared_ones() -> None:
-    from agentrt._engine_options_cli import engine_options
+    from agentrt.cli._engine_options import engine_options
 
     opts = engine_options(parse("--kv-cache-mib", "96", "--max-model-len", "2048", "--no-hints"))
     assert (opts.kv_cache_bytes, opts.max_model_len, opts.cache_hints) == (96 * 2**20, 2048, False)

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import anyio
 
 from agentrt import Agent, RunResult, SamplingOptions, Switches, tool
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import VLLMEngine
 from agentrt.replay import MODE_NAMES, mode_switches, percentile
 
-from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
 from ._overhead import measure as measure_overhead
 from ._overhead import overhead_rows

@@ -19,10 +19,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import CacheHint, GenerateRequest, SamplingOptions, SessionId, Tier, VLLMEngine
 from agentrt.replay import theoretical_max_hits
 
-from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
 
 
@@ -140,10 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": len(steps),
         "num_blocks": stats.num_blocks,
         "block_size": block,
-        "tier_stats": {
-            k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
-            for k, v in stats.tiers.items()
-        },
+        "tier_stats": {k: v.to_json() for k, v in stats.tiers.items()},
         "workload": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"},
     }
 

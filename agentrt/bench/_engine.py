@@ -14,10 +14,10 @@ import statistics
 import time
 from typing import Any
 
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import GenerateRequest, SamplingOptions, VLLMEngine
 from agentrt.engine._clock import now
 
-from .._engine_options_cli import add_engine_flags, engine_options
 from ._output import bar_chart, markdown_table, out_dir, write_json
 
 

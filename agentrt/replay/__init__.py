@@ -1,35 +1,60 @@
 """agentrt.replay — replaying agent workloads through the orchestrator, and their metrics.
 
-The canonical trace format ("agentrt-trace/1", JSON Lines) and its importers (WEKA
-Claude Code sessions, Mooncake, Sutradhara SWE-bench, a synthetic web-search agent),
-arrival processes, the replay driver (every request a real agent run with forced outputs
-and replay tools, per mode and load), the records it produces per agent request, the
-metrics computed from them, and the report writer. ``agentrt replay`` is its CLI.
+Three rooms, imported one way (``run`` reads ``trace`` and writes ``report``; ``trace`` and
+``report`` import neither of the others):
+
+- ``trace/`` — the canonical trace format ("agentrt-trace/1", JSON Lines), its importers
+  (WEKA Claude Code sessions, Mooncake, Sutradhara SWE-bench), the synthetic web-search
+  generator and arrival processes;
+- ``run/`` — running a replay: the plan, forced outputs, replay tools and engine, and the
+  driver (every request a real agent run, per mode and load);
+- ``report/`` — the records a run produces per agent request, the metrics computed from
+  them, and the report writer.
+
+This module's ``__all__`` is the public surface. ``agentrt replay`` (``agentrt.cli._replay``)
+is its command line.
 """
 
 from __future__ import annotations
 
-from ._arrivals import assign_arrivals, poisson_arrivals, recorded_arrivals, with_poisson_arrivals
-from ._driver import Deadlines, default_ftr_target, replay_all, replay_run
-from ._import_mooncake import import_mooncake
-from ._import_swe import import_swe
-from ._import_weka import import_weka
-from ._importers import TraceImportError
-from ._layout import ForcedOutput, LayoutError
-from ._metrics import (
+from .report._metrics import (
     LoadAtTarget,
     fluidity_index,
     load_at_target,
     percentile,
     theoretical_max_hits,
 )
-from ._plan import PlanStats, ReplayPlan, RequestPlan, build_plan
-from ._records import CallKind, CallRecord, RequestRecord, ToolRecord
-from ._replay_engine import ReplayEngine, ReplayMismatchError
-from ._replay_tools import ToolReply, replay_tools
-from ._report import ReportFiles, machine_info, write_report
-from ._results import Ratio, ReplayRun, TargetRow, target_table
-from ._schema import (
+from .report._records import CallKind, CallRecord, RequestRecord, ToolRecord
+from .report._report import ReportFiles, machine_info, write_report
+from .report._results import Ratio, ReplayRun, TargetRow, target_table
+from .report._summary import RunSummary, summarize
+from .run._driver import Deadlines, default_ftr_target, replay_all, replay_run
+from .run._layout import ForcedOutput, LayoutError
+from .run._plan import PlanStats, ReplayPlan, RequestPlan, build_plan
+from .run._replay_engine import ReplayEngine, ReplayMismatchError
+from .run._replay_tools import ToolReply, replay_tools
+from .run._sources import (
+    MODE_NAMES,
+    EngineSource,
+    Load,
+    PoissonLoad,
+    RecordedLoad,
+    ScriptedSource,
+    SharedSource,
+    mode_switches,
+)
+from .run._vocab import StableVocab, VocabularyError, stable_vocab
+from .trace._arrivals import (
+    assign_arrivals,
+    poisson_arrivals,
+    recorded_arrivals,
+    with_poisson_arrivals,
+)
+from .trace._import_mooncake import import_mooncake
+from .trace._import_swe import import_swe
+from .trace._import_weka import import_weka
+from .trace._importers import TraceImportError
+from .trace._schema import (
     SCHEMA_ID,
     Call,
     Content,
@@ -40,21 +65,9 @@ from ._schema import (
     TraceRequest,
     TraceRequestId,
 )
-from ._sources import (
-    MODE_NAMES,
-    EngineSource,
-    Load,
-    PoissonLoad,
-    RecordedLoad,
-    ScriptedSource,
-    SharedSource,
-    mode_switches,
-)
-from ._summary import RunSummary, summarize
-from ._synthetic import SyntheticConfig, generate_synthetic
-from ._tokens import content_token_ids
-from ._trace import Trace, TraceError, dump_trace, load_trace
-from ._vocab import StableVocab, VocabularyError, stable_vocab
+from .trace._synthetic import SyntheticConfig, generate_synthetic
+from .trace._tokens import content_token_ids
+from .trace._trace import Trace, TraceError, dump_trace, load_trace
 
 __all__ = [
     "MODE_NAMES",

@@ -2,12 +2,9 @@
 
 The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML + Hermes tools), the
 same renderer agent runs use, so a conversation continued through this endpoint keeps
-hitting the prefix cache. Tool choice maps onto the tool-call grammar:
-
-    none      -> no constraint, no call parsing (tools stay listed: same prefix)
-    auto      -> ToolCallConstraint(required=False): free text, well-formed calls
-    required  -> ToolCallConstraint(required=True): one or more calls, nothing else
-    {named}   -> ToolCallConstraint((that tool,), required=True)
+hitting the prefix cache. Tool choice maps onto the tool-call grammar exactly as in
+agent runs (``agentrt._tool_choice``); without ``tool_choice`` it is "auto" when tools
+are given, else "none".
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from typing import Any
 import jsonschema
 import orjson
 
+from agentrt._tool_choice import NamedTool, ToolChoiceError, tool_constraint
 from agentrt.engine import (
     CacheHint,
     ChatMessage,
@@ -30,7 +28,6 @@ from agentrt.engine import (
     PromptTooLongError,
     SamplingOptions,
     Tier,
-    ToolCallConstraint,
     ToolCallPart,
     ToolSchema,
 )
@@ -209,17 +206,14 @@ def _tool(i: int, t: ToolDefIn) -> ToolSchema:
 def _constraint(
     body: ChatCompletionRequest, tools: list[ToolSchema]
 ) -> tuple[Constraint | None, bool]:
-    choice = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
-    parallel = body.parallel_tool_calls is not False
+    raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
+    choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
     fmt = body.response_format
     wants_json = fmt is not None and fmt.type != "text"
-    if choice != "none" and not tools:
-        raise APIError(
-            400,
-            f"tool_choice: {_choice_name(choice)!r} needs at least one tool in tools",
-            param="tool_choice",
-            code="invalid_value",
-        )
+    try:
+        calls = tool_constraint(choice, tools, parallel=body.parallel_tool_calls is not False)
+    except ToolChoiceError as exc:
+        raise _choice_error(exc) from None
     if choice != "none" and wants_json:
         # One decode can follow one grammar: a JSON answer or tool calls, not both.
         raise APIError(
@@ -253,26 +247,21 @@ def _constraint(
                 code="invalid_value",
             ) from None
         return JsonSchemaConstraint(schema), False
-    if choice == "none":
-        return None, False
-    if choice == "auto":
-        return ToolCallConstraint(tuple(tools), required=False, parallel=parallel), True
-    if choice == "required":
-        return ToolCallConstraint(tuple(tools), required=True, parallel=parallel), True
-    assert isinstance(choice, NamedToolChoiceIn)
-    named = tuple(t for t in tools if t.name == choice.function.name)
-    if not named:
-        raise APIError(
-            400,
-            f"tool_choice.function.name: {choice.function.name!r} is not in tools",
-            param="tool_choice.function.name",
-            code="invalid_value",
+    return calls, choice != "none"
+
+
+def _choice_error(exc: ToolChoiceError) -> APIError:
+    if exc.problem == "unknown_tool":
+        where = "tool_choice.function.name"
+        return APIError(
+            400, f"{where}: {exc.label!r} is not in tools", param=where, code="invalid_value"
         )
-    return ToolCallConstraint(named, required=True, parallel=parallel), True
-
-
-def _choice_name(choice: str | NamedToolChoiceIn) -> str:
-    return choice if isinstance(choice, str) else choice.function.name
+    return APIError(
+        400,
+        f"tool_choice: {exc.label!r} needs at least one tool in tools",
+        param="tool_choice",
+        code="invalid_value",
+    )
 
 
 def _hints(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
-from agentrt._engine_options_cli import add_engine_flags, engine_options
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 
 from ._auth import ENV_KEYS, KeyRing, load_keys
 from ._browser import is_loopback

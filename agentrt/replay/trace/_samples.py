@@ -1,6 +1,6 @@
 """Regenerate the small sample traces shipped in the repository's ``traces/`` folder.
 
-Run ``python -m agentrt.replay._samples [SHARED_TRACES_DIR] [OUT_DIR]``. WEKA and
+Run ``python -m agentrt.replay.trace._samples [SHARED_TRACES_DIR] [OUT_DIR]``. WEKA and
 Mooncake samples need the public workloads folder; the SWE sample is imported from a
 hand-written example in the Sutradhara format (``traces/sources``), because the upstream
 SWE-bench file carries no license and must not be redistributed.

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from agentrt._parsers import ParsedCall
 from agentrt.engine import ChatTokenizer
 
+from ..trace._schema import Content, TextContent, TokenContent, TraceRequest
+from ..trace._tokens import content_token_ids
+from ..trace._trace import Trace
 from ._layout import (
     ForcedOutput,
     LayoutError,
@@ -33,9 +36,6 @@ from ._layout import (
     token_output,
 )
 from ._replay_tools import ToolReply
-from ._schema import Content, TextContent, TokenContent, TraceRequest
-from ._tokens import content_token_ids
-from ._trace import Trace
 from ._vocab import StableVocab, stable_vocab
 
 

@@ -19,7 +19,7 @@ from agentrt.engine import (
     TimingModel,
 )
 
-from ._arrivals import poisson_arrivals
+from ..trace._arrivals import poisson_arrivals
 from ._plan import ReplayPlan
 
 SWITCH_NAMES = ("token_log", "stream_tools", "split_prefill", "cache_hints", "run_priority")

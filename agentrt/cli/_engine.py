@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from agentrt.engine import ModelNotAvailableError
 
-from ._engine_options_cli import add_engine_flags, engine_options
+from ._engine_options import add_engine_flags, engine_options
 
 
 def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:

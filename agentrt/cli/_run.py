@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._catalog import BUILTIN_AGENTS, load_agents
-from ._engines import close_default_engine
+from agentrt._catalog import BUILTIN_AGENTS, load_agents
+from agentrt._engines import close_default_engine
 
 
 def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:

@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentrt.engine import EngineError, TimingModel
-
-from ._driver import Deadlines, default_ftr_target, replay_all
-from ._plan import build_plan, tool_latency_summary
-from ._progress import ProgressBar
-from ._report import write_report
-from ._sources import (
+from agentrt.replay.report._report import write_report
+from agentrt.replay.run._driver import Deadlines, default_ftr_target, replay_all
+from agentrt.replay.run._plan import build_plan, tool_latency_summary
+from agentrt.replay.run._sources import (
     MODE_NAMES,
     EngineSource,
     Load,
@@ -44,7 +42,9 @@ from ._sources import (
     SharedSource,
     mode_switches,
 )
-from ._workload import load_source
+
+from ._progress import ProgressBar
+from ._replay_workload import load_source
 
 T = TypeVar("T")
 _SIZE = re.compile(r"^\s*([0-9.]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 # name -> (module defining `add_arguments(parser, argv)` and `main(args) -> int`, help text);
 # argv is the whole command line, for commands whose options depend on a sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "model": ("agentrt._cli_model", "prepare or locate the default model"),
-    "engine": ("agentrt._cli_engine", "serve the engine over HTTP, or benchmark it"),
-    "run": ("agentrt._cli_run", "run an example agent on a question"),
-    "bench": ("agentrt._cli_bench", "benchmark the orchestrator's co-design switches"),
-    "replay": ("agentrt.replay._cli", "replay agent traces and report FTR and KV hit rates"),
+    "model": ("agentrt.cli._model", "prepare or locate the default model"),
+    "engine": ("agentrt.cli._engine", "serve the engine over HTTP, or benchmark it"),
+    "run": ("agentrt.cli._run", "run an example agent on a question"),
+    "bench": ("agentrt.cli._bench", "benchmark the orchestrator's co-design switches"),
+    "replay": ("agentrt.cli._replay", "replay agent traces and report FTR and KV hit rates"),
     "serve": ("agentrt.server._cli", "serve the REST API (OpenAI-compatible + agent runs)"),
 }
 

@@ -26,17 +26,17 @@ from agentrt.engine import Engine, SamplingOptions
 from agentrt.engine._clock import now
 from agentrt.tools import LatencyTracker, Tool
 
+from ..report._records import RequestRecord, ToolRecord
+from ..report._results import ReplayRun
+from ..report._summary import summarize
 from ._plan import ReplayPlan, RequestPlan
-from ._records import RequestRecord, ToolRecord
 from ._replay_engine import ReplayEngine
 from ._replay_tools import replay_tools
-from ._results import ReplayRun
 from ._sources import EngineSource, Load, PoissonLoad
-from ._summary import summarize
 
 
 class Progress(Protocol):
-    """What the driver reports while a run goes (see ``_progress.ProgressBar``)."""
+    """What the driver reports while a run goes (see ``agentrt.cli._progress.ProgressBar``)."""
 
     def start(self, label: str, total: int) -> None: ...
 

@@ -1,6 +1,6 @@
 """The results page: several replay reports combined into one Markdown page with headlines.
 
-Run ``python -m agentrt.replay._page PAGE.md REPORT_DIR...`` (``scripts/results.sh`` does).
+Run ``python -m agentrt.replay.report._page PAGE.md REPORT_DIR...`` (``scripts/results.sh`` does).
 Per workload the headline gives each mode's load at the FTR target (median FTR) against
 the baseline's, and each mode's median FTR at the baseline's *knee*: the lowest measured
 load at which the baseline's median FTR is over the target (the highest load when it never
@@ -158,7 +158,7 @@ def render_page(folders: Sequence[Path], page: Path) -> str:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) < 2:
-        print("usage: python -m agentrt.replay._page PAGE.md REPORT_DIR...", file=sys.stderr)
+        print("usage: python -m agentrt.replay.report._page PAGE.md REPORT_DIR...", file=sys.stderr)
         return 2
     page = Path(argv[0])
     page.parent.mkdir(parents=True, exist_ok=True)
