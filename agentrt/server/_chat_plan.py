@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import orjson
 
 from agentrt._tool_choice import NamedTool, ToolChoiceError, tool_constraint
@@ -234,19 +233,8 @@ def _constraint(
                 param="response_format.json_schema",
                 code="invalid_value",
             )
-        schema = fmt.json_schema.schema_
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        try:
-            cls.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            where = "response_format.json_schema.schema"
-            raise APIError(
-                400,
-                f"{where}: not a valid JSON schema ({exc.message})",
-                param=where,
-                code="invalid_value",
-            ) from None
-        return JsonSchemaConstraint(schema), False
+        # Bounded and checked against its meta-schema already (``check_request_schemas``).
+        return JsonSchemaConstraint(fmt.json_schema.schema_), False
     return calls, choice != "none"
 
 
