@@ -52,6 +52,9 @@ class TokenCodec(Protocol):
     def vocab_size(self) -> int: ...
 
 
+_GIL_FREE_CHARS = 4096
+
+
 class HFCodec:
     """A Hugging Face ``tokenizer.json`` through the light ``tokenizers`` library (no torch)."""
 
@@ -79,7 +82,11 @@ class HFCodec:
         return codec
 
     def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
+        if len(text) < _GIL_FREE_CHARS:
+            return list(self._tok.encode(text, add_special_tokens=False).ids)
+        # ``encode`` holds the GIL throughout (seconds for a long prompt, stalling every
+        # other thread, an event loop included); ``encode_batch`` releases it. Same ids.
+        return list(self._tok.encode_batch([text], add_special_tokens=False)[0].ids)
 
     def encode_text(self, text: str) -> list[int]:
         return list(self._plain.encode(text, add_special_tokens=False).ids)

@@ -9,11 +9,9 @@ when tools are given, else "none".
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import orjson
 
 from agentrt._tool_choice import NamedTool, ToolChoiceError, tool_constraint
@@ -35,7 +33,9 @@ from agentrt.engine import (
 )
 
 from ._errors import APIError
+from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
 from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
+from ._schemas import canonical, check_request_schemas, schema_problem
 
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -58,8 +58,12 @@ def plan_chat(
     *,
     cache_salt: str | None,
     default_temperature: float = 1.0,
+    budget: SchemaBudget | None = None,
 ) -> ChatPlan:
     """Validate ``body`` and build the engine request.
+
+    CPU-bound (schema checks, rendering, tokenizing): the server calls it off the event
+    loop. The schemas are measured against ``budget`` before anything walks them.
 
     Raises:
         APIError: a field is invalid or unsupported (400, naming the field).
@@ -74,6 +78,7 @@ def plan_chat(
             param="logprobs",
             code="unsupported_value",
         )
+    check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
     if len({t.name for t in tools}) != len(tools):
@@ -82,6 +87,7 @@ def plan_chat(
         )
     constraint, parse_calls = _constraint(body, tools, tok.tool_format)
 
+    check_prompt_length(messages, tools, tok.encode, info.max_model_len)
     segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
     prompt = tuple(t for seg in segments for t in seg)
     if len(prompt) >= info.max_model_len:
@@ -143,6 +149,14 @@ def _message(i: int, m: MessageIn) -> ChatMessage:
             code="invalid_value",
         )
     if m.role == "tool":
+        if not m.tool_call_id:
+            where = f"messages[{i}].tool_call_id"
+            raise APIError(
+                400,
+                f"{where}: a 'tool' message must name the tool call it answers",
+                param=where,
+                code="missing_required_parameter",
+            )
         return ChatMessage("tool", text, tool_call_id=m.tool_call_id)
     # "developer" is OpenAI's newer name for the system role.
     return ChatMessage("system" if m.role == "developer" else m.role, text, name=m.name)
@@ -169,7 +183,7 @@ def _tool(i: int, t: ToolDefIn) -> ToolSchema:
     fn = t.function
     _check_name(fn.name, f"tools[{i}].function.name")
     params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
-    problem = _schema_problem(orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+    problem = schema_problem(canonical(params), require_object=True)
     if problem is not None:
         where = f"tools[{i}].function.parameters"
         raise APIError(400, f"{where}: {problem}", param=where, code="invalid_function_parameters")
@@ -182,22 +196,6 @@ def _check_name(name: str, where: str) -> None:
         check_tool_name(name, where)
     except ValueError as exc:
         raise APIError(400, str(exc), param=where, code="invalid_value") from None
-
-
-@functools.lru_cache(maxsize=1024)
-def _schema_problem(schema_json: bytes) -> str | None:
-    """Why a tool's parameters are not a usable JSON schema of an object (cached: clients
-    send the same tools with every request)."""
-    schema = orjson.loads(schema_json)
-    if schema.get("type", "object") != "object":
-        return f"must be a schema of type 'object', got type {schema.get('type')!r}"
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        path = ".".join(str(p) for p in exc.path)
-        return f"not a valid JSON schema ({path + ': ' if path else ''}{exc.message})"
-    return None
 
 
 def _constraint(
@@ -236,19 +234,8 @@ def _constraint(
                 param="response_format.json_schema",
                 code="invalid_value",
             )
-        schema = fmt.json_schema.schema_
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        try:
-            cls.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            where = "response_format.json_schema.schema"
-            raise APIError(
-                400,
-                f"{where}: not a valid JSON schema ({exc.message})",
-                param=where,
-                code="invalid_value",
-            ) from None
-        return JsonSchemaConstraint(schema), False
+        # Bounded and checked against its meta-schema already (``check_request_schemas``).
+        return JsonSchemaConstraint(fmt.json_schema.schema_), False
     return calls, choice != "none"
 
 
