@@ -16,14 +16,19 @@
 # Environment: PYTHON (default .venv/bin/python), OUT (default runs/twin-validation),
 # WEKA_DIR, SEED (0), MODES (all seven), WEB_RATES (0.25,0.5,1), WEKA_RATES (0.2,0.4,0.8),
 # WEB_REQUESTS (16), WEKA_REQUESTS (8), PROFILE (an existing profile: skip step 1),
-# QUICK=1 (a quick profile grid), LOCK (default /work/wt/engine.lock; "none" for no lock).
+# QUICK=1 (a quick profile grid), LOCK (default /work/wt/engine.lock; "none" for no lock),
+# SMOKE=1 (a smoke test of the script itself, ~10 minutes here: a quick profile, modes
+# baseline and all, one load, 3 web-search and 2 WEKA requests, OUT=/tmp/twin-smoke; its
+# verdict means nothing, only that every step runs and writes its table).
+# Exit status: 0 when both workloads pass both criteria, 1 when one fails, 2 on an error.
 # Then `ONLY=none scripts/twin_results.sh` puts the comparison tables on traces/RESULTS.md.
-# A smoke test of the script itself:
-#   QUICK=1 MODES=baseline,all WEB_RATES=0.5 WEKA_RATES=0.4 WEB_REQUESTS=3 WEKA_REQUESTS=2 \
-#     OUT=/tmp/twin-smoke scripts/twin_validate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${SMOKE:-}" = 1 ]; then
+  : "${QUICK:=1}" "${MODES:=baseline,all}" "${WEB_RATES:=0.5}" "${WEKA_RATES:=0.4}"
+  : "${WEB_REQUESTS:=3}" "${WEKA_REQUESTS:=2}" "${OUT:=/tmp/twin-smoke}"
+fi
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-runs/twin-validation}
 WEKA_DIR=${WEKA_DIR:-/work/shared/traces/weka-claude-code}
@@ -57,15 +62,26 @@ if [ -z "$PROFILE" ]; then
     ${QUICK:+--quick} --out "$PROFILE" | tee "$OUT/profile.md"
 fi
 
+verdicts=()
+failed=0
 for name in websearch weka; do
   if [ "$name" = websearch ]; then WORK=("${WEB[@]}"); else WORK=("${WEKA[@]}"); fi
   echo "== $name: real engine ($(date +%T))" >&2
   locked "$PYTHON" -m agentrt replay "${WORK[@]}" "${COMMON[@]}" --engine embedded \
-    --kv-cache-bytes 128MiB "${ENGINE[@]}" --out "$OUT/$name-real" >"$OUT/$name-real.log" 2>&1
+    --kv-cache-bytes 128MiB "${ENGINE[@]}" --out "$OUT/$name-real" >"$OUT/$name-real.log" 2>&1 ||
+    { tail -n 30 "$OUT/$name-real.log" >&2; exit 2; }
   echo "== $name: twin ($(date +%T))" >&2
   "$PYTHON" -m agentrt replay "${WORK[@]}" "${COMMON[@]}" --engine twin \
-    --profile "$PROFILE" "${ENGINE[@]}" --out "$OUT/$name-twin" >"$OUT/$name-twin.log" 2>&1
+    --profile "$PROFILE" "${ENGINE[@]}" --out "$OUT/$name-twin" >"$OUT/$name-twin.log" 2>&1 ||
+    { tail -n 30 "$OUT/$name-twin.log" >&2; exit 2; }
+  status=0
   "$PYTHON" -m agentrt.replay.report._twin_compare "$OUT/$name-real" "$OUT/$name-twin" \
-    --title "Twin vs real engine: $name" --out "$OUT/$name-comparison.md"
+    --title "Twin vs real engine: $name" --out "$OUT/$name-comparison.md" --check || status=$?
+  case $status in
+    0) verdicts+=("$name: pass") ;;
+    1) verdicts+=("$name: FAIL") failed=1 ;;
+    *) exit "$status" ;;
+  esac
 done
-echo "done ($(date +%T)): $OUT/*-comparison.md" >&2
+echo "done ($(date +%T)): $OUT/*-comparison.md; ${verdicts[*]}" >&2
+exit "$failed"

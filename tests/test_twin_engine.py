@@ -13,7 +13,8 @@ from contextlib import aclosing
 from pathlib import Path
 
 import pytest
-from twin_helpers import measured_profile, write_tiny_model
+from scheduler_helpers import write_model_dir
+from twin_helpers import measured_profile
 
 from agentrt.engine import (
     ByteCodec,
@@ -50,7 +51,9 @@ TOK = ChatTokenizer(ByteCodec())
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> ModelSpec:
-    return ModelSpec.load(write_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
+    return ModelSpec.load(
+        write_model_dir(tmp_path_factory.mktemp("tiny-llama"), max_position_embeddings=4096)
+    )
 
 
 def make_twin(model: ModelSpec, **settings: object) -> TwinEngine:

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
-from twin_helpers import measured_profile, write_tiny_model
+from scheduler_helpers import write_model_dir
+from twin_helpers import measured_profile
 
 from agentrt.cli import main as cli
 from agentrt.engine._twin_cost import LinearStepCost
@@ -27,7 +28,7 @@ from agentrt.replay.report._twin_page import main as page_main
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = write_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+    folder = write_model_dir(tmp_path_factory.mktemp("tiny-llama"), max_position_embeddings=4096)
     cost = LinearStepCost(0.005, 0.0002, 0.0, 0.001, 1e-6, 0.002)
     prof = measured_profile(
         folder,

@@ -1,31 +1,13 @@
-"""Shared by the twin's tests: a model folder with only a config.json (no weights, no
-tokenizer), which is all vLLM's scheduler needs, and a measured profile of it."""
+"""Shared by the twin's tests: a measured profile of a model folder holding only a
+config.json (``scheduler_helpers.write_model_dir``: no weights, no tokenizer, which is
+all vLLM's scheduler needs)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from agentrt.engine._twin_cost import LinearStepCost
 from agentrt.engine._twin_profile import EngineDefaults, FitQuality, MeasuredProfile, ModelRef
-
-
-def write_tiny_model(folder: Path, *, max_position_embeddings: int = 4096) -> Path:
-    """A two-layer Llama config in ``folder``; returns ``folder``."""
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "num_hidden_layers": 2,
-        "vocab_size": 1000,
-        "max_position_embeddings": max_position_embeddings,
-        "torch_dtype": "float32",
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 def measured_profile(folder: Path, cost: LinearStepCost, **engine: int) -> MeasuredProfile:
