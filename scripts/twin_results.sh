@@ -5,6 +5,8 @@
 # 2-6 LLM calls, tools sleeping recorded latency x 3.1), Poisson 0.5-4 requests/s.
 #   a100     A100-80GB: baseline, each switch alone, all
 #   speed    A100-80GB: baseline and all only, timed (the twin's speed target: < 10 min)
+#   a100wide A100-80GB, baseline and all at 0.5 and 4-16 requests/s: 56 requests do not
+#            reach the FTR target by 4/s, so the paper's range gives no load at the target
 #   h100     H100-80GB: baseline, each switch alone, all
 #   h100x8   8 replicas' worth of load (8x the requests and the rates) on one H100 engine
 #            whose KV budget is 8x larger (--kv-scale 8; --tensor-parallel 8 would also give
@@ -21,7 +23,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-traces/results/twin}
 PAGE=${PAGE:-traces/RESULTS.md}
 SEED=${SEED:-0}
-ONLY=${ONLY:-a100 speed h100 h100x8}
+ONLY=${ONLY:-a100 speed a100wide h100 h100x8}
 ALL_MODES=baseline,token_log,stream_tools,split_prefill,cache_hints,run_priority,all
 LOGS=${TMPDIR:-/tmp}/agentrt-twin-logs
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_LOGGING_LEVEL=WARNING
@@ -46,6 +48,8 @@ sweep a100 --profile a100-80gb --max-num-batched-tokens 256 --rates 0.5,1,2,3,4 
   --modes "$ALL_MODES" --title "Qwen3-14B on A100-80GB, 256-token chunks (simulated)"
 sweep speed --profile a100-80gb --max-num-batched-tokens 256 --rates 0.5,1,2,3,4 \
   --modes baseline,all --title "Speed check: A100-80GB sweep, baseline and all (simulated)"
+sweep a100wide --profile a100-80gb --max-num-batched-tokens 256 --rates 0.5,4,8,12,16 \
+  --modes baseline,all --title "Qwen3-14B on A100-80GB beyond the paper's loads (simulated)"
 sweep h100 --profile h100-80gb --max-num-batched-tokens 256 --rates 0.5,1,2,3,4 \
   --modes "$ALL_MODES" --title "Qwen3-14B on H100-80GB, 256-token chunks (simulated)"
 sweep h100x8 --profile h100-80gb --kv-scale 8 --max-num-batched-tokens 256 \
@@ -53,7 +57,7 @@ sweep h100x8 --profile h100-80gb --kv-scale 8 --max-num-batched-tokens 256 \
   --title "8 replicas' load on one H100 engine with 8x the KV cache, 256-token chunks (simulated)"
 
 whatifs=()
-for name in a100 h100 h100x8 speed; do
+for name in a100 a100wide h100 h100x8 speed; do
   [ -f "$OUT/$name/report.json" ] && whatifs+=(--whatif "$OUT/$name")
 done
 validations=()
