@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from agentrt._tracing import traced_generate
 from agentrt.engine import EngineError, RequestStats
 
 from ._chat_output import CallOut, ChoiceAssembler, Piece
@@ -94,9 +95,10 @@ async def chat_completions(request: Request) -> Response:
     )
     chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), body.model)
     if plan.stream:
-        return SSEResponse(_stream(st, plan, chunks))
+        return SSEResponse(_stream(st, plan, chunks, request.headers))
     try:
-        return await unless_disconnected(request.receive, _complete(st, plan, chunks))
+        work = _complete(st, plan, chunks, request.headers)
+        return await unless_disconnected(request.receive, work)
     except ClientGone:
         return Response(status_code=499)  # nobody is listening; the engine request is aborted
 
@@ -115,10 +117,12 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
         )
 
 
-async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
+async def _complete(
+    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+) -> Response:
     asm = ChoiceAssembler(plan.parse_calls)
     stats: RequestStats | None = None
-    async with aclosing(st.engine.generate(plan.request)) as deltas:
+    async with aclosing(traced_generate(st.engine, plan.request, headers)) as deltas:
         async for d in deltas:
             if d.text:
                 asm.feed(d.text)
@@ -147,11 +151,13 @@ async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Respons
     return json_response(out)
 
 
-async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
+async def _stream(
+    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+) -> AsyncIterator[bytes]:
     asm = ChoiceAssembler(plan.parse_calls)
     stats: RequestStats | None = None
     started = False
-    async with aclosing(st.engine.generate(plan.request)) as deltas:
+    async with aclosing(traced_generate(st.engine, plan.request, headers)) as deltas:
         async for d in deltas:
             if not started:
                 # Only now: an engine error before the first token is still an HTTP error.
