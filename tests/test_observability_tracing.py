@@ -195,7 +195,8 @@ async def test_a_chat_completion_continues_the_incoming_traceparent(
     engine = ScriptedEngine(["Hello there."], timing=TimingModel(decode_step_s=0.0005))
     body = {"model": "scripted", "messages": [{"role": "user", "content": "Hi"}], "stream": stream}
     async with served(engine) as client:
-        r = await client.post("/v1/chat/completions", json=body, headers={"traceparent": TRACEPARENT})
+        headers = {"traceparent": TRACEPARENT}
+        r = await client.post("/v1/chat/completions", json=body, headers=headers)
         assert r.status_code == 200
     await engine.aclose()
     (span,) = spans.get_finished_spans()
