@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import anyio
@@ -65,6 +66,11 @@ TOOL_TYPE = "gen_ai.tool.type"
 ERROR_TYPE = "error.type"
 
 
+def model_name(info: EngineInfo) -> str:
+    """The model as clients name it: a local folder by its name, as the REST server does."""
+    return (PurePath(info.model).name or info.model) if "/" in info.model else info.model
+
+
 class _Clock:
     """Maps loop-clock seconds to wall-clock nanoseconds, from one anchor."""
 
@@ -84,7 +90,7 @@ def request_attributes(request: GenerateRequest, info: EngineInfo) -> dict[str, 
     attrs: dict[str, Any] = {
         OPERATION: "chat",
         PROVIDER: _PROVIDERS.get(info.backend, info.backend),
-        MODEL: info.model,
+        MODEL: model_name(info),
         "gen_ai.request.max_tokens": s.max_tokens,
         "gen_ai.request.temperature": s.temperature,
         "gen_ai.request.top_p": s.top_p,
@@ -218,6 +224,7 @@ class OtelRunTrace:
         self._tracer: trace.Tracer = provider.get_tracer(SCOPE)
         self._clock = _Clock()
         self._info = info
+        self._model = model_name(info)
         self._agent = agent
         self._run_id = run_id
         self._session = session
@@ -254,7 +261,7 @@ class OtelRunTrace:
                 OPERATION: "invoke_agent",
                 PROVIDER: _PROVIDERS.get(self._info.backend, self._info.backend),
                 AGENT_NAME: self._agent,
-                MODEL: self._info.model,
+                MODEL: self._model,
                 CONVERSATION: self._session,
                 "agentrt.run.id": self._run_id,
             },
@@ -302,7 +309,7 @@ class OtelRunTrace:
         attrs["agentrt.iteration"] = iteration
         attrs["agentrt.prompt.cache_hints"] = len(request.hints)
         windows = self._windows[iteration] = _Windows((now(), None))
-        span = self._start(f"chat {self._info.model}", SpanKind.CLIENT, attrs)
+        span = self._start(f"chat {self._model}", SpanKind.CLIENT, attrs)
         call = _CallTrace(span, self._clock, windows)
         try:
             with _current(span):
@@ -341,7 +348,7 @@ class OtelRunTrace:
         attrs = {
             OPERATION: "split_prefill",
             PROVIDER: _PROVIDERS.get(self._info.backend, self._info.backend),
-            MODEL: self._info.model,
+            MODEL: self._model,
             CONVERSATION: self._session,
             "agentrt.iteration": iteration,
         }
@@ -349,7 +356,7 @@ class OtelRunTrace:
         windows = self._windows.get(iteration)
         if windows is not None:
             windows.prefill = (t0, None)
-        span = self._start(f"split_prefill {self._info.model}", SpanKind.CLIENT, attrs)
+        span = self._start(f"split_prefill {self._model}", SpanKind.CLIENT, attrs)
         try:
             with _current(span):
                 yield _PrefillTrace(span)
@@ -381,7 +388,7 @@ async def traced_generate(
     trace. Not current while it runs: nothing under it opens spans."""
     clock = _Clock()
     span = provider.get_tracer(SCOPE).start_span(
-        f"chat {engine.info.model}",
+        f"chat {model_name(engine.info)}",
         context=propagate.extract(headers),
         kind=SpanKind.SERVER,
         attributes=request_attributes(request, engine.info),

@@ -103,9 +103,15 @@ class TraceFile:
     def spans(self) -> tuple[ReadableSpan, ...]:
         return self._exporter.get_finished_spans()
 
-    def write(self, path: str | Path) -> dict[str, Any]:
-        """Write the spans kept so far to ``path``; returns the document written."""
-        doc = otlp_json(self.spans)
+    def write(self, path: str | Path, trace_id: str | None = None) -> dict[str, Any]:
+        """Write the spans kept so far (only ``trace_id``'s, if given) to ``path``; returns
+        the document written."""
+        spans = [
+            s
+            for s in self.spans
+            if trace_id is None or trace.format_trace_id(s.context.trace_id) == trace_id
+        ]
+        doc = otlp_json(spans)
         Path(path).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         return doc
 

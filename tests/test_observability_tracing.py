@@ -236,3 +236,14 @@ async def test_an_agent_run_continues_the_incoming_traceparent(
         "split_prefill scripted",
     ]
     assert all(s.parent is not None and s.parent.span_id == root.context.span_id for s in children)
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [("/root/.cache/models/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct"), ("gpt-x", "gpt-x")],
+)
+def test_spans_name_a_local_model_by_its_folder_as_the_server_does(model: str, name: str) -> None:
+    from agentrt._otel import model_name
+    from agentrt.engine import EngineInfo
+
+    assert model_name(EngineInfo(model, 2048, 16, True, "vllm")) == name

@@ -81,7 +81,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"A: {result.final_text.strip()}")
         print(f"[{result.status}] {result.timing_line()}")
         if recorder is not None:
-            doc = recorder.write(args.trace_file)
+            # The run's trace only (vLLM's start-up spans, say, are traces of their own).
+            doc = recorder.write(args.trace_file, result.trace_id)
             print(f"trace {result.trace_id} -> {args.trace_file}")
             print(span_tree(doc))
         return 0 if result.status != "error" else 1
