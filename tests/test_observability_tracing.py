@@ -247,3 +247,37 @@ def test_spans_name_a_local_model_by_its_folder_as_the_server_does(model: str, n
     from agentrt.engine import EngineInfo
 
     assert model_name(EngineInfo(model, 2048, 16, True, "vllm")) == name
+
+
+def test_replay_records_name_the_run_and_traces_of_each_request(
+    spans: InMemorySpanExporter,
+) -> None:
+    from agentrt.engine import ByteCodec, ChatTokenizer
+    from agentrt.replay import SyntheticConfig, generate_synthetic
+    from agentrt.replay.report._report import _jsonable
+    from agentrt.replay.run._driver import replay_run
+    from agentrt.replay.run._plan import build_plan
+    from agentrt.replay.run._sources import PoissonLoad, ScriptedSource, mode_switches
+
+    trace = generate_synthetic(SyntheticConfig(n_requests=3, token_scale=0.2))
+    plan = build_plan(trace, ChatTokenizer(ByteCodec()))
+    source = ScriptedSource(TimingModel(prefill_s_per_token=P, decode_step_s=D))
+
+    async def go() -> list[Any]:
+        async with source.run_engine() as engine:
+            run = await replay_run(plan, mode_switches("all"), PoissonLoad(2.0, 0), engine)
+            return list(run.records)
+
+    records = run_virtual(go)
+    traces_of: dict[str, set[str]] = {}
+    for s in spans.get_finished_spans():
+        if s.name == "invoke_agent replay" and s.attributes is not None:
+            run_id = str(s.attributes["agentrt.run.id"])
+            traces_of.setdefault(run_id, set()).add(format_trace_id(s.context.trace_id))
+    assert len(records) == 3 and all(r.error is None for r in records)
+    for rec in records:
+        turns = len(next(q for q in plan.requests if q.request_id == rec.request_id).turns)
+        assert rec.run_id is not None and len(rec.trace_ids) == turns
+        assert set(rec.trace_ids) == traces_of[rec.run_id]
+        row = _jsonable(rec)
+        assert (row["run_id"], row["trace_ids"]) == (rec.run_id, list(rec.trace_ids))
