@@ -25,6 +25,7 @@ import anyio.abc
 from agentrt.engine import (
     Engine,
     GenerateRequest,
+    PrefillRequest,
     PrefillStats,
     PromptTooLongError,
     SamplingOptions,
@@ -43,7 +44,7 @@ from ._events import (
     ToolStarted,
 )
 from ._executor import ToolCallId, ToolExecutor, ToolSpan
-from ._parsers import ParsedCall, make_parser
+from ._parsers import ParsedCall
 from ._records import IterationRecord, RunId, RunResult, RunStatus
 from ._response import DetectedCall, Response, call_parts, stream_response
 from ._switches import Switches
@@ -81,9 +82,6 @@ class TurnConfig(Protocol):
 
     @property
     def sampling(self) -> SamplingOptions: ...
-
-    @property
-    def tool_format(self) -> str: ...
 
     @property
     def cache_salt(self) -> str | None: ...
@@ -197,7 +195,7 @@ class TurnRunner:
                     out = await stream_response(
                         self.engine,
                         request,
-                        make_parser(self.config.tool_format),
+                        self.conv.tokenizer.tool_format.parser(),
                         run_id=self.run_id,
                         iteration=i,
                         emit=self.emit,
@@ -238,6 +236,7 @@ class TurnRunner:
                 self.conv.tools,
                 parallel=self.config.parallel_tool_calls,
                 constrain_auto=self.config.constrain_calls,
+                tool_format=self.conv.tokenizer.tool_format.name,
             )
         return GenerateRequest(
             prompt.tokens,
@@ -281,11 +280,13 @@ class TurnRunner:
         split_a = self.conv.split_a(pending_ttl_s=ttl)
         t0 = now()
         stats = await self.engine.prefill(
-            split_a.tokens,
-            split_a.hints,
-            self.session,
-            cache_salt=self.config.cache_salt,
-            priority=self.priority,
+            PrefillRequest(
+                split_a.tokens,
+                split_a.hints,
+                self.session,
+                priority=self.priority,
+                cache_salt=self.config.cache_salt,
+            )
         )
         sink.append(_SplitDone(stats, t0, now()))
 

@@ -194,9 +194,9 @@ def test_every_source_folder_is_a_listed_package() -> None:
     assert found <= listed, sorted(found - listed)
 
 
-# A cycle through type-only imports (``if TYPE_CHECKING:``) in files another change owns;
-# listed so this test fails on any other cycle, and on this one once it is gone.
-PENDING_CYCLES = [["agentrt.engine._vllm", "agentrt.engine._vllm_args"]]
+# Cycles still to be broken by their owners, listed so this test fails on any other
+# cycle, and on a listed one once it is gone. None are left.
+PENDING_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycles_counting_lazy_and_type_only_imports() -> None:
@@ -229,7 +229,6 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
     "agentrt/replay/report/_plots.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],
-    "engine/_tier_wire.py": ["starlette.responses"],  # runs inside vLLM's own server
     "tools/_mcp.py": [
         "httpx2",
         "mcp",
@@ -263,7 +262,6 @@ NO_REASON_YET = {  # lazy for no reason found: to move to module level by their 
     "agentrt/server/_agents.py": ["orjson"],
     "agentrt/server/_app.py": ["agentrt"],
     "engine/_chat.py": ["jinja2.sandbox"],
-    "engine/_serve_plugin.py": ["agentrt.engine._tier_wire"],
     "engine/_tokenizer.py": ["tokenizers"],
     "tools/_launcher.py": ["socket"],
 }
