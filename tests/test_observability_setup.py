@@ -51,6 +51,16 @@ agent = make()
 '''
 
 # Makes every opentelemetry module unimportable, as on a machine without it.
+# The span names of one run of the module above, sorted.
+RUN_SPANS = [
+    "chat scripted",
+    "chat scripted",
+    "execute_tool search",
+    "execute_tool search",
+    "invoke_agent searcher",
+    "split_prefill scripted",
+]
+
 HIDE_OTEL = """
 import sys
 class _Hide:
@@ -129,14 +139,7 @@ trace.set_tracer_provider(provider)
     out = python(code, agent_path)
     assert out.returncode == 0, out.stderr
     names, report = out.stdout.strip().splitlines()
-    assert ast.literal_eval(names) == [  # a printed list of span names
-        "chat scripted",
-        "chat scripted",
-        "execute_tool search",
-        "execute_tool search",
-        "invoke_agent searcher",
-        "split_prefill scripted",
-    ]
+    assert ast.literal_eval(names) == RUN_SPANS
     assert len(json.loads(report)["trace_id"]) == 32
 
 
@@ -223,14 +226,7 @@ def test_otel_variables_export_the_runs_spans_over_otlp(
         for ss in rs.scope_spans
         for s in ss.spans
     ]
-    assert sorted(name for _, name in spans) == [
-        "chat scripted",
-        "chat scripted",
-        "execute_tool search",
-        "execute_tool search",
-        "invoke_agent searcher",
-        "split_prefill scripted",
-    ]
+    assert sorted(name for _, name in spans) == RUN_SPANS
     services = {
         a.value.string_value for r, _ in spans for a in r.attributes if a.key == "service.name"
     }

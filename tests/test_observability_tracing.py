@@ -9,35 +9,24 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
+from test_orchestrator_scripted import TOOL_S, search  # the same half-second search tool
 
-from agentrt import Agent, RunResult, Switches, tool
+from agentrt import Agent, RunResult, Switches
 from agentrt._tracing import use_tracer_provider
 from agentrt.engine import ScriptContext, ScriptedEngine, TimingModel
 from agentrt.server import calculator_agent, create_app, running_server
 from agentrt.testing import run_virtual
 
-P, D, TOOL_S = 0.001, 0.01, 0.5
+P, D = 0.001, 0.01
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
-
-
-@tool(expected_latency_s=TOOL_S)
-async def search(q: str) -> str:
-    """Search the web.
-
-    Args:
-        q: the query
-    """
-    await anyio.sleep(TOOL_S)
-    return f"results for {q}"
 
 
 def call(name: str, args: dict[str, object]) -> str:
