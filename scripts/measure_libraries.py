@@ -1,7 +1,7 @@
 """Micro-measurements behind the library choices of issue 18 (docs/OBSERVABILITY.md):
 our hand-written pieces against the well-kept libraries that could replace them.
 
-    .venv/bin/python scripts/measure_libraries.py [sse|lru|json|tracing ...]
+    .venv/bin/python scripts/measure_libraries.py [sse|lru|json|units|tracing ...]
 
 * sse: per-frame cost of an event stream through the ASGI interface (our SSEResponse,
   sse-starlette's EventSourceResponse, FastAPI's EventSourceResponse = Starlette's
@@ -12,8 +12,12 @@ our hand-written pieces against the well-kept libraries that could replace them.
   TTLCache).
 * json: finding where a tool call's JSON ends while tokens stream in (our incremental
   scanner against partial-json-parser re-parsing the growing prefix, as vLLM does).
+* units: the calculator's unit conversions (our table against pint's registry): how many
+  of a set of conversions, written as a user or a model writes them, each gets right, and
+  the cost of one conversion.
 * tracing: what the tracing hooks cost per LLM call when tracing is off.
 
+The libraries compared against are the ``measure`` extra (``pip install 'agentrt[measure]'``).
 Timings are medians of several repeats on whatever machine runs this; read them as
 ratios, not as absolute figures.
 """
@@ -180,10 +184,7 @@ def measure_json() -> None:
 
     from partial_json_parser import loads as partial_loads
 
-    try:
-        from agentrt.engine._formats._scan import JsonEndScanner
-    except ImportError:
-        from agentrt._parsers._json_scan import JsonEndScanner  # type: ignore[no-redef]
+    from agentrt.engine._formats._scan import JsonEndScanner
 
     args = {"query": "weather in " + "Paris " * 60, "days": 3, "units": {"t": "C", "w": "kmh"}}
     text = json.dumps({"name": "search", "arguments": args})
@@ -211,6 +212,68 @@ def measure_json() -> None:
     # Completeness: the parser returns a value for an unfinished prefix too, so it cannot
     # say by itself that a call has closed.
     print(f"  partial parse of an unfinished call: {partial_loads(text[:40])!r}")
+
+
+# --- unit conversion in the calculator ----------------------------------------------
+
+# (value, from, to, expected): as a user or a model writes them in "5 km in mi".
+_CONVERSIONS: tuple[tuple[float, str, str, float], ...] = (
+    (5.0, "km", "mi", 5000 / 1609.344),
+    (100.0, "degC", "degF", 212.0),
+    (100.0, "C", "F", 212.0),  # the short temperature names
+    (32.0, "degF", "degC", 0.0),
+    (300.0, "K", "degC", 26.85),
+    (1.0, "lb", "g", 453.59237),
+    (1.0, "stone", "lb", 14.0),
+    (1.0, "t", "kg", 1000.0),
+    (1.0, "yr", "d", 365.25),
+    (2.0, "h", "min", 120.0),
+    (1.0, "nmi", "km", 1.852),
+)
+
+
+def measure_units() -> None:
+    import math
+
+    import pint
+
+    from agentrt.tools._tool import ToolFailure
+    from agentrt.tools._units import convert_units
+
+    registry = pint.UnitRegistry()
+
+    def ours(v: float, src: str, dst: str) -> float:
+        return convert_units(v, src, dst)
+
+    def theirs(v: float, src: str, dst: str) -> float:
+        return float(registry.Quantity(v, src).to(dst).magnitude)
+
+    def right(fn: Callable[[float, str, str], float], case: tuple[float, str, str, float]) -> bool:
+        v, src, dst, want = case
+        try:
+            got = fn(v, src, dst)
+        except (ToolFailure, pint.PintError):
+            return False
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
+
+    def timed(fn: Callable[[float, str, str], float]) -> Callable[[], float]:
+        def run() -> float:
+            n = 200
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn(5.0, "km", "mi")
+                fn(100.0, "degC", "degF")
+            return (time.perf_counter() - t0) / (2 * n) * 1e6
+
+        return run
+
+    print(f"unit conversions ({len(_CONVERSIONS)} cases): right, and us per conversion")
+    for name, fn in (("agentrt table", ours), ("pint registry", theirs)):
+        wrong = [f"{c[0]:g} {c[1]} in {c[2]}" for c in _CONVERSIONS if not right(fn, c)]
+        ok = len(_CONVERSIONS) - len(wrong)
+        print(f"  {name}  {ok}/{len(_CONVERSIONS)}  {median_of(timed(fn)):8.1f}  wrong: {wrong}")
+    # Why pint misses the short names: it reads them as other units.
+    print(f"  pint reads C as {registry.parse_units('C')}, F as {registry.parse_units('F')}")
 
 
 # --- tracing hooks --------------------------------------------------------------------
@@ -273,6 +336,7 @@ SECTIONS = {
     "sse": measure_sse,
     "lru": measure_lru,
     "json": measure_json,
+    "units": measure_units,
     "tracing": measure_tracing,
 }
 
