@@ -50,7 +50,6 @@ def make():
 agent = make()
 '''
 
-# Makes every opentelemetry module unimportable, as on a machine without it.
 # The span names of one run of the module above, sorted.
 RUN_SPANS = [
     "chat scripted",
@@ -61,6 +60,7 @@ RUN_SPANS = [
     "split_prefill scripted",
 ]
 
+# Makes every opentelemetry module unimportable, as on a machine without it.
 HIDE_OTEL = """
 import sys
 class _Hide:
