@@ -34,6 +34,7 @@ from ._events import (
 from ._executor import ToolCallId, ToolError, ToolExecutor, ToolOk, ToolResult, ToolSpan
 from ._parsers import (
     HermesParser,
+    JsonCallParser,
     Llama3JsonParser,
     MalformedCall,
     MistralParser,
@@ -55,6 +56,7 @@ __all__ = [
     "HermesParser",
     "IterationFinished",
     "IterationRecord",
+    "JsonCallParser",
     "LatencyTracker",
     "Llama3JsonParser",
     "MalformedCall",

@@ -12,11 +12,17 @@ import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import anyio
 
-from agentrt.engine import ChatMessage, Engine, SamplingOptions, SessionId
+from agentrt.engine import (
+    ChatMessage,
+    Engine,
+    SamplingOptions,
+    SessionId,
+    ToolFormatName,
+    tool_format,
+)
 from agentrt.tools import Tool
 
 from ._conversation import Conversation
@@ -44,8 +50,12 @@ class Agent:
         constrain_calls: in "auto", constrain decoding so any call the model opens is
             well-formed (required/named choices are always constrained).
         parallel_tool_calls: allow several calls in one response.
+        tool_format: how the model writes tool calls: "hermes" (``<tool_call>`` blocks),
+            "json" (Hermes, or bare/fenced call JSON), "llama3_json", "mistral". None:
+            the one the model's chat template teaches (``agentrt.engine.detect_tool_format``).
         cache_salt: isolates this agent's KV cache from other tenants'.
-        tool_timeout_s: limit for tools that set none.
+        tool_timeout_s: wall-clock limit of one call of a tool whose ``timeout_s`` is
+            None (None: no limit). A tool's own ``timeout_s`` always wins.
     """
 
     instructions: str = "You are a helpful assistant."
@@ -58,7 +68,7 @@ class Agent:
     switches: Switches = field(default_factory=Switches)
     constrain_calls: bool = True
     parallel_tool_calls: bool = True
-    tool_format: Literal["hermes", "llama3_json", "mistral"] = "hermes"
+    tool_format: ToolFormatName | None = None
     cache_salt: str | None = None
     tool_timeout_s: float | None = 60.0
 
@@ -70,6 +80,8 @@ class Agent:
             raise ValueError(f"tool names must be unique, got {names}")
         if self.tool_choice != "auto":  # "auto" without tools is a plain chat agent
             check_choice(parse_choice(self.tool_choice), names)
+        if self.tool_format is not None:
+            tool_format(self.tool_format)  # raises ValueError naming the formats
 
     def with_switches(self, switches: Switches) -> Agent:
         return dataclasses.replace(self, switches=switches)
@@ -170,7 +182,7 @@ class Session:
     def _conversation_on(self, engine: Engine) -> Conversation:
         if self._conversation is None:
             self._conversation = Conversation(
-                engine.tokenizer,
+                engine.tokenizer.with_tool_format(self.agent.tool_format),
                 self.agent.instructions,
                 [t.schema for t in self.agent.tools],
                 token_log=self.agent.switches.token_log,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agentrt.engine import ToolCallConstraint, ToolSchema
+from agentrt.engine import ToolCallConstraint, ToolFormatName, ToolSchema
 
 ToolChoice = Literal["auto", "required", "none"] | str
 """The SDK's spelling: a mode, or the name of the tool the first response must call."""
@@ -81,6 +81,7 @@ def tool_constraint(
     *,
     parallel: bool,
     constrain_auto: bool = True,
+    tool_format: ToolFormatName = "hermes",
 ) -> ToolCallConstraint | None:
     """The constraint one response decodes under.
 
@@ -89,6 +90,7 @@ def tool_constraint(
         tools: the tools listed in the prompt.
         parallel: more than one call may follow the first.
         constrain_auto: with "auto", constrain calls the model opens (off: decode freely).
+        tool_format: the format the calls are written in (its grammar constrains them).
 
     Raises:
         ToolChoiceError: ``choice`` does not fit ``tools``.
@@ -99,11 +101,15 @@ def tool_constraint(
     if choice == "auto":
         if not constrain_auto:
             return None
-        return ToolCallConstraint(tuple(tools), required=False, parallel=parallel)
+        return ToolCallConstraint(
+            tuple(tools), required=False, parallel=parallel, format=tool_format
+        )
     if choice == "required":
-        return ToolCallConstraint(tuple(tools), required=True, parallel=parallel)
+        return ToolCallConstraint(
+            tuple(tools), required=True, parallel=parallel, format=tool_format
+        )
     named = tuple(t for t in tools if t.name == choice.name)
-    return ToolCallConstraint(named, required=True, parallel=parallel)
+    return ToolCallConstraint(named, required=True, parallel=parallel, format=tool_format)
 
 
 def choice_for_response(choice: Choice, index: int) -> Choice:

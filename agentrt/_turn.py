@@ -44,7 +44,7 @@ from ._events import (
     ToolStarted,
 )
 from ._executor import ToolCallId, ToolExecutor, ToolSpan
-from ._parsers import ParsedCall, make_parser
+from ._parsers import ParsedCall
 from ._records import IterationRecord, RunId, RunResult, RunStatus
 from ._response import DetectedCall, Response, call_parts, stream_response
 from ._switches import Switches
@@ -78,9 +78,6 @@ class TurnConfig(Protocol):
 
     @property
     def sampling(self) -> SamplingOptions: ...
-
-    @property
-    def tool_format(self) -> str: ...
 
     @property
     def cache_salt(self) -> str | None: ...
@@ -185,7 +182,7 @@ class TurnRunner:
                 out = await stream_response(
                     self.engine,
                     request,
-                    make_parser(self.config.tool_format),
+                    self.conv.tokenizer.tool_format.parser(),
                     run_id=self.run_id,
                     iteration=i,
                     emit=self.emit,
@@ -225,6 +222,7 @@ class TurnRunner:
                 self.conv.tools,
                 parallel=self.config.parallel_tool_calls,
                 constrain_auto=self.config.constrain_calls,
+                tool_format=self.conv.tokenizer.tool_format.name,
             )
         return GenerateRequest(
             prompt.tokens,

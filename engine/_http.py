@@ -90,7 +90,7 @@ class HTTPEngine(EngineBase):
         extra: dict[str, Any] = info_resp.json() if info_resp.status_code == 200 else {}
         model = models[0]
         if tokenizer is not None:
-            chat_tok = ChatTokenizer(HFCodec(tokenizer))
+            chat_tok = ChatTokenizer.from_folder(tokenizer)
         elif extra.get("tokenizer_json"):
             chat_tok = ChatTokenizer(HFCodec.from_json_str(extra["tokenizer_json"]))
         else:

@@ -6,12 +6,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal, NewType
+from typing import Any, Literal, NewType, get_args
 
 RequestId = NewType("RequestId", str)
 SessionId = NewType("SessionId", str)
 
 FinishReason = Literal["stop", "length", "abort", "error"]
+
+ToolFormatName = Literal["hermes", "json", "llama3_json", "mistral"]
+"""How a model writes tool calls (see ``agentrt.engine.tool_format``)."""
+TOOL_FORMAT_NAMES: tuple[ToolFormatName, ...] = get_args(ToolFormatName)
 
 
 class Tier(IntEnum):
@@ -123,7 +127,7 @@ class ToolSchema:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallConstraint:
-    """Decode Hermes tool calls ``<tool_call>{"name", "arguments"}</tool_call>``.
+    """Decode tool calls written in ``format`` (its grammar; see ``ToolFormat``).
 
     ``required``: at least one call, and nothing but calls. Otherwise free text is
     allowed and every call the model opens is forced to parse and match a schema.
@@ -133,11 +137,17 @@ class ToolCallConstraint:
     tools: tuple[ToolSchema, ...]
     required: bool = True
     parallel: bool = True
+    format: ToolFormatName = "hermes"
     kind: Literal["tool_calls"] = "tool_calls"
 
     def __post_init__(self) -> None:
         if not self.tools:
             raise ValueError("ToolCallConstraint.tools must name at least one tool")
+        if self.format not in TOOL_FORMAT_NAMES:
+            raise ValueError(
+                f"ToolCallConstraint.format must be one of {list(TOOL_FORMAT_NAMES)}, "
+                f"got {self.format!r}"
+            )
 
 
 Constraint = JsonSchemaConstraint | RegexConstraint | ToolCallConstraint

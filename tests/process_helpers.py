@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import anyio
+
+from agentrt.tools._sandbox import Bubblewrap, NoSandbox, find_sandbox
 
 
 def running(pid: int) -> bool:
@@ -39,3 +44,13 @@ def marked_processes(marker: str) -> list[int]:
         if marker.encode() in cmdline and running(int(name)):
             found.append(int(name))
     return found
+
+
+def sandbox_here() -> Bubblewrap | NoSandbox:
+    """The sandbox this machine offers, found from synchronous code.
+
+    Fixtures run while the session's event loop may already run in this thread (pytest's
+    async plugin), so the probe gets an event loop of its own on a worker thread.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, find_sandbox).result()

@@ -13,17 +13,17 @@ import uuid
 
 import anyio
 import pytest
-from process_helpers import marked_processes
+from process_helpers import marked_processes, sandbox_here
 
 from agentrt.tools import ProcessLimits, ToolFailure, python_tool
-from agentrt.tools._sandbox import Bubblewrap, find_sandbox
+from agentrt.tools._sandbox import Bubblewrap
 
 
 @pytest.fixture(params=["required", "off"])
 def sandbox(request: pytest.FixtureRequest) -> str:
     mode: str = request.param
     if mode == "required":
-        found = anyio.run(find_sandbox)
+        found = sandbox_here()
         if not isinstance(found, Bubblewrap):
             pytest.skip(f"no sandbox on this machine: {found.reason}")
     return mode

@@ -13,11 +13,11 @@ import os
 import textwrap
 from pathlib import Path
 
-import anyio
 import pytest
+from process_helpers import sandbox_here
 
 from agentrt.tools import ProcessLimits, ToolFailure, python_tool, shell_tool
-from agentrt.tools._sandbox import Bubblewrap, find_sandbox
+from agentrt.tools._sandbox import Bubblewrap
 
 SANDBOXED = ProcessLimits(timeout_s=20.0, memory_bytes=256 * 2**20, sandbox="required")
 _CHILD_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"}
@@ -25,7 +25,7 @@ _CHILD_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"}
 
 @pytest.fixture(scope="module")
 def bubblewrap() -> Bubblewrap:
-    found = anyio.run(find_sandbox)
+    found = sandbox_here()
     if not isinstance(found, Bubblewrap):
         pytest.skip(f"no sandbox on this machine: {found.reason}")
     return found

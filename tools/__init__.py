@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._arguments import InvalidArguments, ValidArguments
 from ._calculator import calculator
 from ._files import FileLimits, file_tools
 from ._http import http_get_tool
@@ -17,12 +18,14 @@ from ._workspace import Workspace
 
 __all__ = [
     "FileLimits",
+    "InvalidArguments",
     "LatencyTracker",
     "MCPConnectionError",
     "ProcessLimits",
     "ProgramOptions",
     "Tool",
     "ToolFailure",
+    "ValidArguments",
     "Workspace",
     "calculator",
     "convert_units",
