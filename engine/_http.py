@@ -130,6 +130,10 @@ class HTTPEngine(EngineBase):
             body["ignore_eos"] = True
         if request.cache_salt is not None:
             body["cache_salt"] = request.cache_salt
+        if request.session:
+            # The body names the session too: vllm-router's hash policies read ``user``
+            # when a proxy on the way dropped the header (vLLM itself ignores the field).
+            body["user"] = request.session
         if request.constraint is not None:
             body["structured_outputs"] = structured_outputs_args(request.constraint)
         xargs = agentrt_extra_args(
@@ -148,17 +152,19 @@ class HTTPEngine(EngineBase):
         finish: FinishReason = "abort"
         error: str | None = None
         pending: TokenDelta | None = None
+        done = False
         async with _completions_stream(
             self._client, self._body(request, rid), session_headers(request.session)
         ) as resp:
             if resp.status_code != 200:
                 await resp.aread()
-                raise _error_from(resp)
+                raise _error_from(resp, routed=self.router is not None)
             async for line in resp.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    done = True
                     break
                 chunk = orjson.loads(data)
                 if chunk.get("error"):
@@ -181,6 +187,13 @@ class HTTPEngine(EngineBase):
                     if pending is not None:
                         yield pending
                     pending = TokenDelta(ids, choice.get("text") or "", t)
+        if not done:
+            # vLLM always ends a stream with [DONE]; a stream cut short means the server
+            # (or, behind a router, the replica serving the request) went away mid-answer.
+            raise EngineError(
+                f"the engine's stream for {rid} ended before it finished: the server, or "
+                "the replica behind a router that served it, may have died"
+            )
         t = now()
         stats = RequestStats(
             rid, len(request.prompt), cached, n_out, finish, arrival, first, t, error=error
@@ -261,11 +274,16 @@ async def _completions_stream(
         ) from exc
 
 
-def _error_from(resp: httpx.Response) -> Exception:
+def _error_from(resp: httpx.Response, *, routed: bool = False) -> Exception:
     try:
         message = resp.json().get("error", {}).get("message") or resp.text
     except ValueError:
         message = resp.text
     if resp.status_code == 400:
         return ValueError(f"engine rejected the request: {message}")
+    if routed and resp.status_code >= 500:
+        # vllm-router answers 5xx when the replica it chose cannot be reached.
+        return EngineError(
+            f"the router answered {resp.status_code} (is a replica down?): {message}"
+        )
     return EngineError(f"engine answered {resp.status_code}: {message}")
