@@ -12,12 +12,14 @@ from agentrt.cli._engine_cluster import POLICIES, cluster, replica_argv, router_
 
 
 def test_the_router_command_names_every_replica_and_the_policy() -> None:
-    argv = router_argv(["http://127.0.0.1:1", "http://127.0.0.1:2"], port=9, policy="round_robin")
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    argv = router_argv(urls, port=9, policy="round_robin", metrics_port=10)
     assert argv[:3] == [sys.executable, "-m", "vllm_router.launch_router"]
     i = argv.index("--worker-urls")
     assert argv[i + 1 : i + 3] == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
     assert argv[argv.index("--policy") + 1] == "round_robin"
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--prometheus-port") + 1] == "10"  # not 29000, shared by all
 
 
 def test_every_policy_offered_is_one_vllm_router_accepts() -> None:
@@ -34,7 +36,7 @@ def test_every_policy_offered_is_one_vllm_router_accepts() -> None:
 
 def test_an_unknown_policy_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"policy must be one of .* got 'sticky'"):
-        router_argv(["http://127.0.0.1:1"], port=9, policy="sticky")
+        router_argv(["http://127.0.0.1:1"], port=9, policy="sticky", metrics_port=10)
 
 
 def test_a_cluster_needs_a_replica() -> None:

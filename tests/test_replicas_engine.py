@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.server, pytest.mark.replicas]
 
 SESSIONS = 8
 ITERATIONS = 3
-SERVE_ARGS = ["--kv-cache-mib", "192", "--max-model-len", "2048"]
+SERVE_ARGS = ["--kv-cache-mib", "256", "--max-model-len", "2048"]
 CALL = re.escape('<tool_call>\n{"name": "calculator", "arguments": {"expression": "') + (
     r"[1-9][0-9]? \* [1-9][0-9]?" + re.escape('"}}\n</tool_call>')
 )
@@ -66,9 +66,13 @@ def _is_free(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def replicas() -> Iterator[tuple[Cluster, str]]:
-    """Two replicas behind a session-affine router, and a round-robin router over them."""
-    base = _free_run(4)
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    """Two replicas behind a session-affine router, and a round-robin router over them.
+
+    Ports: base router, +1 +2 replicas, +3 its metrics, +4 round-robin router, +5 metrics.
+    """
+    base = _free_run(6)
+    logs = tmp_path_factory.mktemp("cluster")
     # Dev mode serves /reset_prefix_cache: each phase starts from a cold cache.
     with cluster(
         2,
@@ -76,9 +80,13 @@ def replicas() -> Iterator[tuple[Cluster, str]]:
         policy="consistent_hash",
         serve_args=SERVE_ARGS,
         env={"VLLM_SERVER_DEV_MODE": "1"},
+        log_dir=str(logs),
     ) as c:
-        rr_url = f"http://127.0.0.1:{base + 3}"
-        with process(router_argv(c.replica_urls, port=base + 3, policy="round_robin")) as rr:
+        rr_url = f"http://127.0.0.1:{base + 4}"
+        rr_cmd = router_argv(
+            c.replica_urls, port=base + 4, policy="round_robin", metrics_port=base + 5
+        )
+        with process(rr_cmd, str(logs / "rr.log")) as rr:
             wait_ready(rr, rr_url, 60)
             yield c, rr_url
 

@@ -24,8 +24,10 @@ SESSION_POLICIES = ("consistent_hash", "sticky_least_loaded")
 POLICIES = (*SESSION_POLICIES, "cache_aware", "round_robin", "power_of_two", "random")
 
 
-def router_argv(workers: Sequence[str], *, port: int, policy: str) -> list[str]:
-    """The command that runs vllm-router on loopback over ``workers``.
+def router_argv(workers: Sequence[str], *, port: int, policy: str, metrics_port: int) -> list[str]:
+    """The command that runs vllm-router on loopback over ``workers``, its Prometheus
+    metrics on ``metrics_port`` (the router's own default, 29000, would clash between two
+    routers on one machine).
 
     Dead replicas are noticed within seconds (health checks every 2 s), so new sessions
     move to the live ones; the router's own retries stay on (they only resend a request
@@ -36,7 +38,7 @@ def router_argv(workers: Sequence[str], *, port: int, policy: str) -> list[str]:
     return [
         sys.executable, "-m", "vllm_router.launch_router",
         "--host", "127.0.0.1", "--port", str(port), "--policy", policy,
-        "--worker-urls", *workers,
+        "--worker-urls", *workers, "--prometheus-port", str(metrics_port),
         "--health-check-interval-secs", "2", "--health-failure-threshold", "1",
         "--log-level", "warning",
     ]  # fmt: skip
@@ -123,7 +125,8 @@ def cluster(
     ready_timeout_s: float = 600.0,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """Start ``replicas`` engine servers on ``port+1...`` and the router on ``port``; yield
+    """Start ``replicas`` engine servers on ``port+1...`` and the router on ``port`` (its
+    metrics on the port after the last replica's); yield
     once the router answers; stop everything on leaving (router first). ``env`` adds to
     the replicas' environment.
 
@@ -134,7 +137,7 @@ def cluster(
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     urls = tuple(f"http://127.0.0.1:{port + 1 + i}" for i in range(replicas))
-    router_cmd = router_argv(urls, port=port, policy=policy)
+    router_cmd = router_argv(urls, port=port, policy=policy, metrics_port=port + replicas + 1)
 
     def log(name: str) -> str | None:
         return os.path.join(log_dir, f"{name}.log") if log_dir else None
@@ -155,7 +158,9 @@ def cluster(
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replicas", type=int, default=2, help="engine servers to start")
-    p.add_argument("--port", type=int, default=8100, help="the router's port; replicas follow")
+    p.add_argument(
+        "--port", type=int, default=8100, help="the router's; replicas, then its metrics follow"
+    )
     p.add_argument("--policy", choices=POLICIES, default="consistent_hash")
     p.add_argument("--log-dir", default=None, help="write each process's output here")
     p.add_argument(
