@@ -1,7 +1,7 @@
 # The two commands of the README. Both set up first (idempotent, fast when done).
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint bench-engine
+.PHONY: setup demo test test-replicas lint bench-engine
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,10 @@ demo: setup
 # The whole test suite (CI runs this).
 test: setup
 	@$(PY) -m pytest -q
+
+# Two engine replicas behind vllm-router (opt-in: several minutes; not part of `test`).
+test-replicas: setup
+	@AGENTRT_REPLICA_TESTS=1 $(PY) -m pytest -q -s tests/test_replicas_engine.py
 
 lint: setup
 	@$(PY) -m ruff check agentrt engine tools tests examples

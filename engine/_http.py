@@ -3,12 +3,15 @@
 Prompts go as token ids to the completions endpoint and stream back as SSE; cache hints,
 releases and forced outputs ride in ``vllm_xargs``. Against a plain vLLM server (no
 agentrt plugin or scheduler) everything works but hints have no effect, and the
-tokenizer must be given as a local folder.
+tokenizer must be given as a local folder. Against a ``vllm-router`` in front of several
+servers, requests are routed by their session and releases and statistics go by
+replica (``_replicas``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,8 @@ import orjson
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
-from ._prom import parse_prometheus
 from ._protocol import EngineError
-from ._tier_wire import decode_tier_stats
+from ._replicas import RouterLink, server_stats, session_headers, sum_stats
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
     EngineInfo,
@@ -29,7 +31,7 @@ from ._types import (
     GenerateRequest,
     RequestId,
     RequestStats,
-    TierStats,
+    SessionId,
     TokenDelta,
 )
 from ._vllm_args import agentrt_extra_args
@@ -39,15 +41,23 @@ class HTTPEngine(EngineBase):
     """The Engine protocol over HTTP. Create with ``await HTTPEngine.connect(url)``.
 
     Invariants: one ``httpx.AsyncClient`` per engine; closing a stream early closes its
-    HTTP response, which makes the server abort the request.
+    HTTP response, which makes the server abort the request; behind a router
+    (``router`` set) every request of a session goes out with its session header, and so
+    does its release.
     """
 
     def __init__(
-        self, client: httpx.AsyncClient, tokenizer: ChatTokenizer, info: EngineInfo, num_blocks: int
+        self,
+        client: httpx.AsyncClient,
+        tokenizer: ChatTokenizer,
+        info: EngineInfo,
+        num_blocks: int,
+        router: RouterLink | None = None,
     ) -> None:
         super().__init__(tokenizer, info)
         self._client = client
         self._num_blocks = num_blocks
+        self.router = router
 
     @classmethod
     async def connect(
@@ -95,7 +105,8 @@ class HTTPEngine(EngineBase):
             supports_hints=bool(extra.get("supports_hints", False)),
             backend="http",
         )
-        return cls(client, chat_tok, info, int(extra.get("num_blocks") or 0))
+        router = await RouterLink.detect(client)
+        return cls(client, chat_tok, info, int(extra.get("num_blocks") or 0), router)
 
     def _body(self, request: GenerateRequest, rid: RequestId) -> dict[str, Any]:
         s = request.sampling
@@ -119,6 +130,10 @@ class HTTPEngine(EngineBase):
             body["ignore_eos"] = True
         if request.cache_salt is not None:
             body["cache_salt"] = request.cache_salt
+        if request.session:
+            # The body names the session too: vllm-router's hash policies read ``user``
+            # when a proxy on the way dropped the header (vLLM itself ignores the field).
+            body["user"] = request.session
         if request.constraint is not None:
             body["structured_outputs"] = structured_outputs_args(request.constraint)
         xargs = agentrt_extra_args(
@@ -137,17 +152,19 @@ class HTTPEngine(EngineBase):
         finish: FinishReason = "abort"
         error: str | None = None
         pending: TokenDelta | None = None
-        async with self._client.stream(
-            "POST", "/v1/completions", json=self._body(request, rid)
+        done = False
+        async with _completions_stream(
+            self._client, self._body(request, rid), session_headers(request.session)
         ) as resp:
             if resp.status_code != 200:
                 await resp.aread()
-                raise _error_from(resp)
+                raise _error_from(resp, routed=self.router is not None)
             async for line in resp.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    done = True
                     break
                 chunk = orjson.loads(data)
                 if chunk.get("error"):
@@ -170,6 +187,13 @@ class HTTPEngine(EngineBase):
                     if pending is not None:
                         yield pending
                     pending = TokenDelta(ids, choice.get("text") or "", t)
+        if not done:
+            # vLLM always ends a stream with [DONE]; a stream cut short means the server
+            # (or, behind a router, the replica serving the request) went away mid-answer.
+            raise EngineError(
+                f"the engine's stream for {rid} ended before it finished: the server, or "
+                "the replica behind a router that served it, may have died"
+            )
         t = now()
         stats = RequestStats(
             rid, len(request.prompt), cached, n_out, finish, arrival, first, t, error=error
@@ -177,38 +201,89 @@ class HTTPEngine(EngineBase):
         last = pending or TokenDelta((), "", t)
         yield TokenDelta(last.token_ids, last.text, last.t, stats)
 
+    async def release(self, session: SessionId) -> None:
+        """Release the run's KV. Behind a router, at once, on the replica that holds the
+        session (the next request may go elsewhere); else with the next request."""
+        if self.router is None:
+            await super().release(session)
+        else:
+            await self.router.release(session, to_engine=self._info.supports_hints)
+
     async def stats(self) -> EngineStats:
-        text = (await self._client.get("/metrics")).text
-        m = parse_prometheus(text)
-        tiers: dict[str, TierStats] = {}
-        if self._info.supports_hints:
-            tiers = decode_tier_stats((await self._client.get("/agentrt/tier_stats")).json())
-        return EngineStats(
-            prefix_cache_queries=int(m.get("vllm:prefix_cache_queries_total", 0)),
-            prefix_cache_hits=int(m.get("vllm:prefix_cache_hits_total", 0)),
-            kv_usage=float(m.get("vllm:kv_cache_usage_perc", 0.0)),
-            num_running=int(m.get("vllm:num_requests_running", 0)),
-            num_waiting=int(m.get("vllm:num_requests_waiting", 0)),
-            block_size=self._info.block_size,
-            num_blocks=self._num_blocks,
-            tiers=tiers,
-        )
+        """The server's statistics; behind a router, every replica's summed.
+
+        Raises:
+            EngineError: the server (or a replica) cannot be reached.
+        """
+        parts = await self.replica_stats()
+        return sum_stats(list(parts.values()))
+
+    async def replica_stats(self) -> dict[str, EngineStats]:
+        """Statistics by replica URL (one entry, "", when no router is in front).
+
+        Raises:
+            EngineError: the server (or a replica) cannot be reached.
+        """
+        info = self._info
+        if self.router is None:
+            one = await server_stats(
+                self._client,
+                "",
+                block_size=info.block_size,
+                hints=info.supports_hints,
+                num_blocks=self._num_blocks,
+            )
+            return {"": one}
+        return {
+            url: await server_stats(
+                self._client, url, block_size=info.block_size, hints=info.supports_hints
+            )
+            for url in await self.router.replicas()
+        }
 
     async def reset_prefix_cache(self) -> None:
-        """Ask the server to forget its prefix cache (vLLM serves this in dev mode)."""
-        resp = await self._client.post("/reset_prefix_cache")
-        if resp.status_code >= 400:
-            raise EngineError(f"server refused to reset its prefix cache: {resp.status_code}")
+        """Ask the server (every replica, behind a router) to forget its prefix cache
+        (vLLM serves this in dev mode)."""
+        urls = ("",) if self.router is None else await self.router.replicas()
+        for url in urls:
+            resp = await self._client.post(f"{url}/reset_prefix_cache")
+            if resp.status_code >= 400:
+                raise EngineError(
+                    f"{url or 'server'} refused to reset its prefix cache: {resp.status_code}"
+                )
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _error_from(resp: httpx.Response) -> Exception:
+@asynccontextmanager
+async def _completions_stream(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]
+) -> AsyncIterator[httpx.Response]:
+    """``POST /v1/completions`` streamed; transport failures, also while the body streams
+    in, become an ``EngineError`` saying what broke."""
+    try:
+        async with client.stream("POST", "/v1/completions", json=body, headers=headers) as resp:
+            yield resp
+    except httpx.ConnectError as exc:
+        raise EngineError(f"cannot reach the engine at {client.base_url}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise EngineError(
+            f"the engine's stream broke off ({type(exc).__name__}: {exc}); the server, "
+            "or the replica behind a router that served the request, may have died"
+        ) from exc
+
+
+def _error_from(resp: httpx.Response, *, routed: bool = False) -> Exception:
     try:
         message = resp.json().get("error", {}).get("message") or resp.text
     except ValueError:
         message = resp.text
     if resp.status_code == 400:
         return ValueError(f"engine rejected the request: {message}")
+    if routed and resp.status_code >= 500:
+        # vllm-router answers 5xx when the replica it chose cannot be reached.
+        return EngineError(
+            f"the router answered {resp.status_code} (is a replica down?): {message}"
+        )
     return EngineError(f"engine answered {resp.status_code}: {message}")

@@ -6,7 +6,12 @@ by ``agentrt engine serve`` (``VLLM_PLUGINS=agentrt``). It adds:
 * ``GET /agentrt/info`` — model, context length, block geometry, whether cache hints
   reach a tier-aware scheduler, and the tokenizer (so clients need no model files);
 * ``GET /agentrt/tier_stats`` — per-tier cached blocks, evictions and hits
-  (``_tier_wire.encode_tier_stats``'s form; ``{}`` when hints are off).
+  (``_tier_wire.encode_tier_stats``'s form; ``{}`` when hints are off);
+* ``POST /agentrt/release`` — ``{"sessions": [...]}``: apply releases now. Behind a
+  router a release is a request of its own, routed by its session like the run's
+  requests (``_replicas``); answers ``{"released_blocks": n}``;
+* ``GET /agentrt/sessions`` — the sessions this engine served, with their request and
+  release counts (``_session_ledger``'s form; empty when hints are off).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
@@ -24,7 +29,9 @@ from ._tier_wire import (
     ASYNC_TIER_SCHEDULER,
     TIER_SCHEDULER,
     encode_tier_stats,
+    fetch_sessions,
     fetch_tier_stats,
+    release_now,
 )
 
 
@@ -41,6 +48,8 @@ class AgentrtEndpoints:
     def attach_router(self, app: FastAPI) -> None:
         app.add_api_route("/agentrt/info", self._info, methods=["GET"])
         app.add_api_route("/agentrt/tier_stats", self._tier_stats, methods=["GET"])
+        app.add_api_route("/agentrt/release", self._release, methods=["POST"])
+        app.add_api_route("/agentrt/sessions", self._sessions, methods=["GET"])
 
     async def init_state(self, engine_client: Any, state: State, args: Namespace) -> None:
         self._engine = engine_client
@@ -74,6 +83,26 @@ class AgentrtEndpoints:
         if self._engine is None or not self._hints_enabled():
             return JSONResponse({})
         return JSONResponse(encode_tier_stats(await fetch_tier_stats(self._engine)))
+
+    async def _release(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        sessions = body.get("sessions") if isinstance(body, dict) else None
+        if not isinstance(sessions, list) or not all(isinstance(s, str) for s in sessions):
+            return JSONResponse(
+                {"error": 'body must be {"sessions": ["<session id>", ...]}'},
+                status_code=400,
+            )
+        if self._engine is None or not self._hints_enabled():
+            return JSONResponse({"released_blocks": 0})
+        return JSONResponse({"released_blocks": await release_now(self._engine, sessions)})
+
+    async def _sessions(self) -> Response:
+        if self._engine is None or not self._hints_enabled():
+            return JSONResponse({"sessions": {}, "forgotten": 0})
+        return JSONResponse(await fetch_sessions(self._engine))
 
 
 @functools.cache

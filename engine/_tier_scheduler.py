@@ -15,8 +15,10 @@ How the pieces meet:
   pool, so prefix-hit blocks get their labels back whenever they are freed again.
   Aborted requests give no labels. (Blocks that a KV connector frees for a request
   still waiting for remote KV bypass this hook and stay unlabelled.)
-* An engine-core utility method, ``agentrt_tier_stats``, lets a client in another
-  process read per-tier stats (``_tier_wire.fetch_tier_stats``).
+* Engine-core utility methods let a client in another process read per-tier stats
+  (``agentrt_tier_stats``), apply releases that came without a request
+  (``agentrt_release``: behind a router a release is a request of its own) and read
+  which sessions this engine served (``agentrt_sessions``, a ``SessionLedger``).
 
 How hints become labels is ``_tier_labels`` (shared with ``ScriptedEngine``'s cache).
 """
@@ -33,9 +35,12 @@ from vllm.v1.core.sched.interface import SchedulerInterface
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
+from ._session_ledger import SessionLedger
 from ._tier_labels import label_request_blocks
 from ._tier_queue import TieredFreeBlockQueue
 from ._tier_wire import (
+    RELEASE_METHOD,
+    SESSIONS_METHOD,
     TIER_STATS_METHOD,
     TierPayload,
     TierSettings,
@@ -86,6 +91,7 @@ class TierScheduler(Scheduler):
             pending_ttl_s=self.tier_settings.pending_ttl_s,
         )
         self._tier_payloads: dict[str, TierPayload] = {}
+        self.sessions = SessionLedger()
         _install_engine_utilities()
 
     # -- request lifecycle ---------------------------------------------------------------
@@ -98,6 +104,8 @@ class TierScheduler(Scheduler):
             self.release_sessions(payload.release)
             if (payload.hints or payload.session) and request.request_id not in self.requests:
                 self._tier_payloads[request.request_id] = payload
+            if payload.session:
+                self.sessions.on_request(payload.session)
         super().add_request(request)
 
     def _free_request_blocks(self, request: Request) -> None:
@@ -123,7 +131,12 @@ class TierScheduler(Scheduler):
 
     def release_sessions(self, sessions: Sequence[str]) -> int:
         """Demote the blocks of finished runs (SYSTEM blocks stay); returns blocks demoted."""
-        return sum(self.tier_queue.release(s) for s in sessions)
+        total = 0
+        for s in sessions:
+            demoted = self.tier_queue.release(s)
+            self.sessions.on_release(s, demoted)
+            total += demoted
+        return total
 
     def tier_stats_payload(self) -> dict[str, Any]:
         """Per-tier stats as plain JSON values (what the utility call returns)."""
@@ -172,24 +185,42 @@ class AsyncTierScheduler(TierScheduler, AsyncScheduler):
 # -- engine-core utility methods -------------------------------------------------------------
 # vLLM serves a client's ``call_utility_async(name, *args)`` with
 # ``getattr(engine_core, name)(*args)`` in the engine-core process, on the thread that
-# runs the scheduler. EngineCore has no hook for new utilities, so the scheduler adds one
-# method, under an agentrt-prefixed name that vLLM does not use.
+# runs the scheduler. EngineCore has no hook for new utilities, so the scheduler adds its
+# methods, under agentrt-prefixed names that vLLM does not use.
 
 
-def _tier_stats_utility(engine_core: Any) -> dict[str, Any]:
+def _scheduler(engine_core: Any) -> TierScheduler:
     sched: SchedulerInterface = engine_core.scheduler
     if not isinstance(sched, TierScheduler):
         raise RuntimeError(f"the engine runs {type(sched).__name__}, not TierScheduler")
-    return sched.tier_stats_payload()
+    return sched
+
+
+def _tier_stats_utility(engine_core: Any) -> dict[str, Any]:
+    return _scheduler(engine_core).tier_stats_payload()
+
+
+def _release_utility(engine_core: Any, sessions: list[str]) -> int:
+    return _scheduler(engine_core).release_sessions([str(s) for s in sessions])
+
+
+def _sessions_utility(engine_core: Any) -> dict[str, Any]:
+    return _scheduler(engine_core).sessions.to_json()
+
+
+_UTILITIES = {
+    TIER_STATS_METHOD: _tier_stats_utility,
+    RELEASE_METHOD: _release_utility,
+    SESSIONS_METHOD: _sessions_utility,
+}
 
 
 def _install_engine_utilities() -> None:
     from vllm.v1.engine.core import EngineCore
 
-    existing = getattr(EngineCore, TIER_STATS_METHOD, None)
-    if existing is None:
-        setattr(EngineCore, TIER_STATS_METHOD, _tier_stats_utility)
-    elif existing is not _tier_stats_utility:
-        logger.warning(
-            "EngineCore.%s exists already; agentrt tier stats may misbehave", TIER_STATS_METHOD
-        )
+    for name, method in _UTILITIES.items():
+        existing = getattr(EngineCore, name, None)
+        if existing is None:
+            setattr(EngineCore, name, method)
+        elif existing is not method:
+            logger.warning("EngineCore.%s exists already; agentrt's may misbehave", name)

@@ -44,6 +44,12 @@ ASYNC_TIER_SCHEDULER = "agentrt.engine._tier_scheduler.AsyncTierScheduler"
 TIER_STATS_METHOD = "agentrt_tier_stats"
 """Engine-core utility method the scheduler registers (see ``_tier_scheduler``)."""
 
+RELEASE_METHOD = "agentrt_release"
+"""Engine-core utility: apply releases now, without a request to carry them."""
+
+SESSIONS_METHOD = "agentrt_sessions"
+"""Engine-core utility: the scheduler's ``SessionLedger`` as JSON."""
+
 
 @dataclass(frozen=True, slots=True)
 class TierPayload:
@@ -236,6 +242,36 @@ async def _call_all(async_llm: Any, method: str, *args: Any) -> list[Any]:
         raise RuntimeError(
             f"engine call {method!r} failed; does the engine run {TIER_SCHEDULER}? ({e})"
         ) from e
+
+
+async def release_now(async_llm: Any, sessions: Sequence[str]) -> int:
+    """Apply releases in every engine core of an in-process ``AsyncLLM`` at once (the
+    ``/agentrt/release`` route: behind a router a release comes alone, not with a
+    request). Returns the cached blocks demoted.
+
+    Raises:
+        RuntimeError: the engine does not run the tier-aware scheduler.
+    """
+    demoted = await _call_all(async_llm, RELEASE_METHOD, list(sessions))
+    return sum(int(n) for n in demoted)
+
+
+async def fetch_sessions(async_llm: Any) -> dict[str, Any]:
+    """The session ledgers of an in-process ``AsyncLLM``'s engine cores, counts summed,
+    in ``SessionLedger.to_json``'s form.
+
+    Raises:
+        RuntimeError: the engine does not run the tier-aware scheduler.
+    """
+    sessions: dict[str, dict[str, int]] = {}
+    forgotten = 0
+    for part in await _call_all(async_llm, SESSIONS_METHOD):
+        forgotten += int(part.get("forgotten", 0))
+        for session, record in (part.get("sessions") or {}).items():
+            total = sessions.setdefault(session, {})
+            for key, value in record.items():
+                total[key] = total.get(key, 0) + int(value)
+    return {"sessions": sessions, "forgotten": forgotten}
 
 
 async def fetch_tier_stats(async_llm: Any) -> dict[str, TierStats]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
+import pytest
+
+from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import EngineOptions
 from agentrt.engine._serve import ServeOptions, server_argv
 
@@ -27,3 +31,16 @@ def test_server_gets_the_tier_scheduler_forced_output_template_and_plugin() -> N
 def test_no_hints_serves_vllms_own_scheduler() -> None:
     argv, _ = server_argv(EngineOptions(cache_hints=False), ServeOptions())
     assert "--scheduler-cls" not in argv
+
+
+def test_tensor_and_pipeline_parallel_flags_reach_vllms_server() -> None:
+    p = argparse.ArgumentParser()
+    add_engine_flags(p)
+    args = p.parse_args(["--tensor-parallel-size", "4", "--pipeline-parallel-size", "2"])
+    argv, _ = server_argv(engine_options(args), ServeOptions())
+    assert flag_value(argv, "--tensor-parallel-size") == "4"
+    assert flag_value(argv, "--pipeline-parallel-size") == "2"
+    plain, _ = server_argv(engine_options(p.parse_args([])), ServeOptions())
+    assert "--tensor-parallel-size" not in plain  # one GPU (or the CPU) needs no flag
+    with pytest.raises(SystemExit):
+        p.parse_args(["--tensor-parallel-size", "0"])

@@ -254,7 +254,11 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
 }
 CLI_FAST_START = {  # a subcommand loads only what it runs
     "agentrt/cli/_main.py": ["agentrt.engine._process_exit"],
-    "agentrt/cli/_engine.py": ["agentrt.bench._engine", "agentrt.engine._serve"],
+    "agentrt/cli/_engine.py": [
+        "agentrt.bench._engine",
+        "agentrt.cli._engine_cluster",
+        "agentrt.engine._serve",
+    ],
     "agentrt/cli/_replay.py": ["agentrt", "agentrt.engine", "agentrt.testing"],
     "agentrt/server/_cli.py": [
         "agentrt",

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     serve.add_argument("--served-model-name", default=None)
     serve.add_argument("--api-key", default=None)
     add_engine_flags(serve)
+    cluster = sub.add_parser(
+        "cluster", help="N local `engine serve` replicas behind vllm-router (tests, laptops)"
+    )
+    from ._engine_cluster import add_cluster_arguments
+
+    add_cluster_arguments(cluster)
     bench = sub.add_parser(
         "bench", help="engine start, prefill and decode speed; wrapper overhead vs AsyncLLM"
     )
@@ -45,6 +51,10 @@ def main(args: argparse.Namespace) -> int:
         from agentrt.bench._engine import main as bench_main
 
         return bench_main(args)
+    if args.engine_command == "cluster":
+        from ._engine_cluster import main as cluster_main
+
+        return cluster_main(args)
     from agentrt.engine._serve import ServeOptions, exec_server
 
     try:

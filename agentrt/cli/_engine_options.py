@@ -25,6 +25,12 @@ def add_engine_flags(
     )
     g.add_argument("--no-hints", action="store_true", help="plain vLLM scheduler (LRU, no tiers)")
     g.add_argument("--max-num-seqs", type=int, default=None, help="concurrent sequences per step")
+    g.add_argument(
+        "--tensor-parallel-size", type=_size, default=1, help="GPUs that split each layer (vLLM's)"
+    )
+    g.add_argument(
+        "--pipeline-parallel-size", type=_size, default=1, help="stages the layers are cut into"
+    )
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
@@ -37,4 +43,18 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         dtype=args.dtype,
         cache_hints=not args.no_hints,
         max_num_seqs=args.max_num_seqs,
+        extra=_parallel(args),
     )
+
+
+def _parallel(args: argparse.Namespace) -> dict[str, int]:
+    """vLLM's parallelism fields, only when asked for (a CPU engine runs one worker)."""
+    names = ("tensor_parallel_size", "pipeline_parallel_size")
+    return {name: getattr(args, name) for name in names if getattr(args, name) > 1}
+
+
+def _size(text: str) -> int:
+    size = int(text)
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {size}")
+    return size

@@ -195,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerConfig) -> int:
     from agentrt import close_default_engine, resolve_engine
-    from agentrt.engine import Engine
+    from agentrt.engine import Engine, EngineError
 
     from ._app import create_app
     from ._config import default_model_name
@@ -203,7 +203,11 @@ async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerCo
 
     engine: Engine
     if args.engine:
-        engine = await resolve_engine(args.engine)
+        try:
+            engine = await resolve_engine(args.engine)
+        except EngineError as exc:  # e.g. the router or engine at the URL is down
+            print(f"agentrt serve: {exc}", file=sys.stderr)
+            return 1
     else:
         from agentrt.engine import VLLMEngine
 
