@@ -18,7 +18,7 @@ from __future__ import annotations
 from agentrt.engine import Engine, SamplingOptions, ScriptedEngine, TimingModel
 from agentrt.tools import LatencyTracker, Tool, ToolFailure, tool
 
-from ._agent import Agent, Switches, ToolChoice
+from ._agent import Agent, Session
 from ._engines import close_default_engine, resolve_engine, set_default_engine
 from ._events import (
     FinalAnswerStarted,
@@ -34,6 +34,7 @@ from ._events import (
 from ._executor import ToolCallId, ToolError, ToolExecutor, ToolOk, ToolResult, ToolSpan
 from ._parsers import (
     HermesParser,
+    JsonCallParser,
     Llama3JsonParser,
     MalformedCall,
     MistralParser,
@@ -43,8 +44,9 @@ from ._parsers import (
     make_parser,
 )
 from ._records import Divergence, IterationRecord, RunId, RunResult, RunStatus
-from ._session import Session
+from ._switches import Switches
 from ._token_log import Segment, TokenLog
+from ._tool_choice import ToolChoice
 
 __all__ = [
     "Agent",
@@ -54,6 +56,7 @@ __all__ = [
     "HermesParser",
     "IterationFinished",
     "IterationRecord",
+    "JsonCallParser",
     "LatencyTracker",
     "Llama3JsonParser",
     "MalformedCall",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import anyio
 
-from agentrt.engine import Engine
+from agentrt.engine import Engine, HTTPEngine, VLLMEngine
 
 _default: Engine | None = None
 _remote: dict[str, Engine] = {}
@@ -31,13 +31,9 @@ async def resolve_engine(spec: Engine | str | None) -> Engine:
     async with _lock:
         if isinstance(spec, str):
             if spec not in _remote:
-                from agentrt.engine import HTTPEngine
-
                 _remote[spec] = await HTTPEngine.connect(spec)
             return _remote[spec]
         if _default is None:
-            from agentrt.engine import VLLMEngine
-
             _default = await VLLMEngine.start()
         return _default
 

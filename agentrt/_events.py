@@ -1,7 +1,10 @@
-"""Events a streamed agent run yields, each tagged by its ``kind``."""
+"""Events a streamed agent run yields, each tagged by its ``kind``, and how they stream."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,3 +91,47 @@ RunEvent = (
     | FinalAnswerStarted
     | RunDone
 )
+
+Emit = Callable[[RunEvent], None]
+"""Where a run sends its events, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """Carries the driving task's exception to the stream's consumer."""
+
+    error: BaseException
+
+
+async def stream_events(
+    drive: Callable[[Emit], Awaitable[object]],
+) -> AsyncGenerator[RunEvent, None]:
+    """Run ``drive(emit)`` in a task and yield what it emits, up to ``RunDone``.
+
+    The task's exception is raised to the consumer; closing the iterator early cancels
+    the task.
+    """
+    queue: asyncio.Queue[RunEvent | _Failed] = asyncio.Queue()
+
+    async def run() -> None:
+        try:
+            await drive(queue.put_nowait)
+        except BaseException as exc:
+            queue.put_nowait(_Failed(exc))
+            raise
+
+    task = asyncio.get_running_loop().create_task(run())
+    try:
+        while True:
+            event = await queue.get()
+            if isinstance(event, _Failed):
+                raise event.error
+            yield event
+            if isinstance(event, RunDone):
+                return
+    finally:
+        if not task.done():
+            task.cancel()
+        # The consumer already got the error, or left early: nothing more to report.
+        with contextlib.suppress(BaseException):
+            await task

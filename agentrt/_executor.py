@@ -7,16 +7,14 @@ propagates (a cancelled run cancels its tools).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NewType
+from typing import Literal, NewType
 
 import anyio
-import jsonschema
 
 from agentrt.engine._clock import now
-from agentrt.tools import LatencyTracker, Tool, ToolFailure
+from agentrt.tools import InvalidArguments, LatencyTracker, Tool, ToolFailure, ValidArguments
 
 from ._parsers import MalformedCall, ParsedCall
 
@@ -79,15 +77,6 @@ def shared_latency_tracker() -> LatencyTracker:
     return _SHARED_LATENCY
 
 
-@functools.lru_cache(maxsize=512)
-def _validator(schema_json: str) -> jsonschema.protocols.Validator:
-    import json
-
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
-
-
 class ToolExecutor:
     """Runs calls against a fixed set of tools.
 
@@ -111,8 +100,10 @@ class ToolExecutor:
         self.latency = latency or LatencyTracker()
         self.default_timeout_s = default_timeout_s
 
-    def check(self, call: ParsedCall | MalformedCall, call_id: ToolCallId) -> ToolError | None:
-        """The error a call gets without running, or None if it may run."""
+    def check(
+        self, call: ParsedCall | MalformedCall, call_id: ToolCallId
+    ) -> ToolError | ValidArguments:
+        """The error a call gets without running, or its validated arguments."""
         if isinstance(call, MalformedCall):
             return ToolError(call_id, "", "malformed", call.error)
         tool = self.tools.get(call.name)
@@ -124,10 +115,10 @@ class ToolExecutor:
                 "unknown_tool",
                 f"there is no tool named {call.name!r} (available: {known})",
             )
-        problem = validation_error(tool, call.arguments)
-        if problem is not None:
-            return ToolError(call_id, call.name, "invalid_arguments", problem)
-        return None
+        checked = tool.validate(call.arguments)
+        if isinstance(checked, InvalidArguments):
+            return ToolError(call_id, call.name, "invalid_arguments", checked.message)
+        return checked
 
     def expected_latency(self, names: Sequence[str]) -> float:
         """How long a batch of concurrent calls should take: the slowest one's estimate."""
@@ -139,22 +130,22 @@ class ToolExecutor:
         """Validate and run one call; always returns (errors become ``ToolError``)."""
         start = now()
         name = call.name if isinstance(call, ParsedCall) else ""
-        early = self.check(call, call_id)
-        if early is not None:
-            return ToolSpan(call_id, name, detected_t, start, now(), early)
+        checked = self.check(call, call_id)
+        if isinstance(checked, ToolError):
+            return ToolSpan(call_id, name, detected_t, start, now(), checked)
         assert isinstance(call, ParsedCall)
         tool = self.tools[call.name]
-        result = await self._invoke(tool, call.arguments, call_id)
+        result = await self._invoke(tool, checked, call_id)
         end = now()
         if result.kind == "ok":
             self.latency.record(tool.name, end - start)
         return ToolSpan(call_id, name, detected_t, start, end, result)
 
-    async def _invoke(self, tool: Tool, args: Mapping[str, Any], call_id: ToolCallId) -> ToolResult:
+    async def _invoke(self, tool: Tool, args: ValidArguments, call_id: ToolCallId) -> ToolResult:
         limit = tool.timeout_s if tool.timeout_s is not None else self.default_timeout_s
         try:
             with anyio.fail_after(limit):
-                content = await tool.invoke(args)
+                content = await tool.call(args)
         except TimeoutError:
             return ToolError(
                 call_id, tool.name, "timeout", f"tool {tool.name!r} took longer than {limit:g} s"
@@ -166,18 +157,3 @@ class ToolExecutor:
         except Exception as exc:  # a tool's own bug must not end the run
             return ToolError(call_id, tool.name, "exception", f"{type(exc).__name__}: {exc}")
         return ToolOk(call_id, tool.name, content)
-
-
-def validation_error(tool: Tool, arguments: Mapping[str, Any]) -> str | None:
-    """A readable description of why ``arguments`` do not fit the tool's schema."""
-    import json
-
-    validator = _validator(json.dumps(tool.parameters, sort_keys=True))
-    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
-    if not errors:
-        return None
-    parts = []
-    for e in errors[:3]:
-        where = ".".join(str(p) for p in e.path)
-        parts.append(f"{where}: {e.message}" if where else e.message)
-    return f"invalid arguments for {tool.name!r}: " + "; ".join(parts)

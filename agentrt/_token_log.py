@@ -107,11 +107,3 @@ class TokenLog:
             assert s.end > s.start, f"empty segment {s} recorded"
             pos = s.end
         assert pos == len(self._tokens), f"segments cover {pos} of {len(self._tokens)} tokens"
-
-
-def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
-    """Index of the first position where ``a`` and ``b`` differ (None when they are equal)."""
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return i
-    return None if len(a) == len(b) else min(len(a), len(b))

@@ -9,7 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._base import EngineBase, EngineProxy
-from ._chat import ChatMessage, ToolCallPart, render_with_template, template_source
+from ._chat import render_with_template, template_source
+from ._formats import (
+    MalformedCall,
+    ParsedCall,
+    ParseEvent,
+    TextPiece,
+    ToolCallParser,
+    ToolFormat,
+    detect_tool_format,
+    make_parser,
+    tool_format,
+)
+from ._messages import TOOL_NAME_PATTERN, ChatMessage, ToolCallPart, check_tool_name
 from ._model import (
     DEFAULT_MODEL_NAME,
     ModelNotAvailableError,
@@ -22,6 +34,7 @@ from ._protocol import Engine, EngineError, PromptTooLongError
 from ._scripted import ScriptContext, ScriptedEngine, TimingModel
 from ._tokenizer import ByteCodec, ChatTokenizer, HFCodec, TokenCodec
 from ._types import (
+    TOOL_FORMAT_NAMES,
     CacheHint,
     Constraint,
     EngineInfo,
@@ -29,6 +42,7 @@ from ._types import (
     FinishReason,
     GenerateRequest,
     JsonSchemaConstraint,
+    PrefillRequest,
     PrefillStats,
     RegexConstraint,
     RequestId,
@@ -39,15 +53,19 @@ from ._types import (
     TierStats,
     TokenDelta,
     ToolCallConstraint,
+    ToolFormatName,
     ToolSchema,
 )
+from ._vllm_args import EngineOptions
 
 if TYPE_CHECKING:
     from ._http import HTTPEngine
-    from ._vllm import EngineOptions, VLLMEngine
+    from ._vllm import VLLMEngine
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "TOOL_FORMAT_NAMES",
+    "TOOL_NAME_PATTERN",
     "ByteCodec",
     "CacheHint",
     "ChatMessage",
@@ -65,7 +83,11 @@ __all__ = [
     "HFCodec",
     "HTTPEngine",
     "JsonSchemaConstraint",
+    "MalformedCall",
     "ModelNotAvailableError",
+    "ParseEvent",
+    "ParsedCall",
+    "PrefillRequest",
     "PrefillStats",
     "PromptTooLongError",
     "RegexConstraint",
@@ -75,26 +97,33 @@ __all__ = [
     "ScriptContext",
     "ScriptedEngine",
     "SessionId",
+    "TextPiece",
     "Tier",
     "TierStats",
     "TimingModel",
     "TokenCodec",
     "TokenDelta",
     "ToolCallConstraint",
+    "ToolCallParser",
     "ToolCallPart",
+    "ToolFormat",
+    "ToolFormatName",
     "ToolSchema",
     "VLLMEngine",
     "agentrt_home",
+    "check_tool_name",
     "default_model_dir",
+    "detect_tool_format",
+    "make_parser",
     "prepare_default_model",
     "render_with_template",
     "resolve_model",
     "template_source",
+    "tool_format",
 ]
 
 _LAZY = {
     "VLLMEngine": "._vllm",
-    "EngineOptions": "._vllm",
     "HTTPEngine": "._http",
 }
 

@@ -1,117 +1,54 @@
-"""Chat messages and their ChatML/Hermes rendering, one independent text segment per message.
+"""ChatML turns around a tool format: one independent segment of pieces per message.
 
-The segment renderer here and the shipped Jinja template (``templates/hermes_tools.jinja``,
-used by ``agentrt engine serve``) produce the same text; a property test holds them to it.
+Every segment is ``<|im_start|>role\\n`` + body + ``<|im_end|>\\n``, where the tool format
+(``_formats``) writes the bodies that involve tools: the tool list in the system turn,
+an assistant's calls, a tool's result. Only the ChatML markers and the format's own
+markers are ``Marker`` pieces; everything a user, a tool or the model wrote is plain
+text (see ``_messages``). With the Hermes format the text equals the shipped Jinja
+template's (``templates/hermes_tools.jinja``, used by ``agentrt engine serve``); a
+property test holds them to it.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
+from ._formats import ToolFormat
+from ._formats._base import tool_json
+from ._messages import ChatMessage, Marker, Pieces, dumps, pieces_text
 from ._types import ToolSchema
-
-Role = Literal["system", "user", "assistant", "tool"]
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
-TOOL_CALL_OPEN = "<tool_call>"
-TOOL_CALL_CLOSE = "</tool_call>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
-GENERATION_PROMPT = f"{IM_START}assistant\n"
+GENERATION_PROMPT: Pieces = (Marker(IM_START), "assistant\n")
+TURN_END: Pieces = (Marker(IM_END), "\n")
 TEMPLATE_NAME = "hermes_tools.jinja"
 
-_TOOLS_INTRO = (
-    "\n\n# Tools\n\nThese functions are available to you. "
-    "Their signatures are listed in <tools></tools> tags:\n<tools>"
-)
-_TOOLS_OUTRO = (
-    "\n</tools>\n\nTo call a function, answer with one block per call, each holding a JSON "
-    "object with the function name and its arguments:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
+
+def _turn(role: str, body: Pieces) -> Pieces:
+    return (Marker(IM_START), f"{role}\n", *body, *TURN_END)
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCallPart:
-    """A tool call inside an assistant message. ``arguments`` is JSON text of an object."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One chat message. ``tool_calls`` only on assistant messages, ``tool_call_id`` on tool."""
-
-    role: Role
-    content: str = ""
-    tool_calls: tuple[ToolCallPart, ...] = ()
-    tool_call_id: str | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.role not in ("system", "user", "assistant", "tool"):
-            raise ValueError(
-                f"ChatMessage.role must be system/user/assistant/tool, got {self.role!r}"
-            )
-        if self.tool_calls and self.role != "assistant":
-            raise ValueError("ChatMessage.tool_calls is only allowed on assistant messages")
-
-
-def dumps(value: Any) -> str:
-    """JSON the way the template's ``tojson`` writes it (non-ASCII kept, default separators)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def tool_schema_json(tool: ToolSchema) -> dict[str, Any]:
-    """The OpenAI-style function object a tool is listed as."""
-    return {
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": dict(tool.parameters),
-        },
-    }
-
-
-def format_tool_call(name: str, arguments: str) -> str:
-    """Text of one call block, exactly as the model is taught to write it."""
-    return f'{TOOL_CALL_OPEN}\n{{"name": "{name}", "arguments": {arguments}}}\n{TOOL_CALL_CLOSE}'
-
-
-def render_header(system: str | None, tools: Sequence[ToolSchema]) -> str:
-    """The system block, carrying the tool list when there are tools ("" if neither)."""
+def render_header(system: str | None, tools: Sequence[ToolSchema], fmt: ToolFormat) -> Pieces:
+    """The system turn, carrying the tool list when there are tools (empty if neither)."""
     if tools:
-        listed = "".join("\n" + dumps(tool_schema_json(t)) for t in tools)
-        body = (DEFAULT_SYSTEM if system is None else system) + _TOOLS_INTRO + listed + _TOOLS_OUTRO
-        return f"{IM_START}system\n{body}{IM_END}\n"
+        return _turn("system", fmt.tools_block(DEFAULT_SYSTEM if system is None else system, tools))
     if system is None:
-        return ""
-    return f"{IM_START}system\n{system}{IM_END}\n"
+        return ()
+    return _turn("system", (system,))
 
 
-def render_message(msg: ChatMessage) -> str:
-    """Text of one non-leading message; independent of its neighbours."""
+def render_message(msg: ChatMessage, fmt: ToolFormat) -> Pieces:
+    """One non-leading message; independent of its neighbours."""
     if msg.role == "tool":
-        return f"{IM_START}user\n<tool_response>\n{msg.content}\n</tool_response>{IM_END}\n"
+        return _turn(*fmt.result_turn(msg))
     if msg.role == "assistant":
-        return f"{IM_START}assistant\n{render_assistant_body(msg)}{IM_END}\n"
-    return f"{IM_START}{msg.role}\n{msg.content}{IM_END}\n"
-
-
-def render_assistant_body(msg: ChatMessage) -> str:
-    """Content plus call blocks, without the turn's opening and closing markers."""
-    calls = "\n".join(format_tool_call(c.name, c.arguments) for c in msg.tool_calls)
-    if msg.content and calls:
-        return f"{msg.content}\n{calls}"
-    return msg.content or calls
+        return _turn("assistant", fmt.assistant_body(msg.content, msg.tool_calls))
+    return _turn(msg.role, (msg.content,))
 
 
 def split_system(messages: Sequence[ChatMessage]) -> tuple[str | None, Sequence[ChatMessage]]:
@@ -123,20 +60,38 @@ def split_system(messages: Sequence[ChatMessage]) -> tuple[str | None, Sequence[
 
 def render_segments(
     messages: Sequence[ChatMessage],
-    tools: Sequence[ToolSchema] = (),
-    add_generation_prompt: bool = False,
-) -> list[str]:
-    """The conversation as independent text segments: header, each message, generation prompt.
+    tools: Sequence[ToolSchema],
+    add_generation_prompt: bool,
+    fmt: ToolFormat,
+) -> list[Pieces]:
+    """The conversation as independent segments: header, each message, generation prompt.
 
-    Every segment but the first begins with ``<|im_start|>`` (a special token), so
-    tokenizing the segments one by one gives the tokens of the whole text.
+    Every segment but the first begins with the ``<|im_start|>`` marker (a special
+    token), so tokenizing the segments one by one gives the tokens of the whole.
     """
     system, rest = split_system(messages)
-    segments = [render_header(system, tools)]
-    segments.extend(render_message(m) for m in rest)
+    segments = [render_header(system, tools, fmt)]
+    segments.extend(render_message(m, fmt) for m in rest)
     if add_generation_prompt:
         segments.append(GENERATION_PROMPT)
     return [s for s in segments if s]
+
+
+def render_text(
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolSchema],
+    add_generation_prompt: bool,
+    fmt: ToolFormat,
+) -> str:
+    """The conversation as one string (what a Jinja chat template would produce)."""
+    return "".join(
+        pieces_text(s) for s in render_segments(messages, tools, add_generation_prompt, fmt)
+    )
+
+
+def tool_schema_json(tool: ToolSchema) -> dict[str, Any]:
+    """The OpenAI-style function object a tool is listed as."""
+    return tool_json(tool)
 
 
 @functools.cache

@@ -8,8 +8,6 @@ tokenizer must be given as a local folder.
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._prom import parse_prometheus
-from ._protocol import EngineError, PromptTooLongError
+from ._protocol import EngineError
+from ._tier_wire import decode_tier_stats
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
     EngineInfo,
@@ -30,7 +29,6 @@ from ._types import (
     GenerateRequest,
     RequestId,
     RequestStats,
-    SessionId,
     TierStats,
     TokenDelta,
 )
@@ -47,13 +45,9 @@ class HTTPEngine(EngineBase):
     def __init__(
         self, client: httpx.AsyncClient, tokenizer: ChatTokenizer, info: EngineInfo, num_blocks: int
     ) -> None:
+        super().__init__(tokenizer, info)
         self._client = client
-        self._tokenizer = tokenizer
-        self._info = info
         self._num_blocks = num_blocks
-        self._ids = itertools.count()
-        self._prefix = uuid.uuid4().hex[:8]
-        self._pending_release: list[SessionId] = []
 
     @classmethod
     async def connect(
@@ -86,7 +80,7 @@ class HTTPEngine(EngineBase):
         extra: dict[str, Any] = info_resp.json() if info_resp.status_code == 200 else {}
         model = models[0]
         if tokenizer is not None:
-            chat_tok = ChatTokenizer(HFCodec(tokenizer))
+            chat_tok = ChatTokenizer.from_folder(tokenizer)
         elif extra.get("tokenizer_json"):
             chat_tok = ChatTokenizer(HFCodec.from_json_str(extra["tokenizer_json"]))
         else:
@@ -103,22 +97,12 @@ class HTTPEngine(EngineBase):
         )
         return cls(client, chat_tok, info, int(extra.get("num_blocks") or 0))
 
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self._tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
     def _body(self, request: GenerateRequest, rid: RequestId) -> dict[str, Any]:
         s = request.sampling
-        release, self._pending_release = self._pending_release, []
-        max_tokens = s.max_tokens if request.forced_output is None else len(request.forced_output)
         body: dict[str, Any] = {
             "model": self._info.model,
             "prompt": list(request.prompt),
-            "max_tokens": max(1, min(max_tokens, self._info.max_model_len - len(request.prompt))),
+            "max_tokens": self._max_output_tokens(request),
             "temperature": s.temperature,
             "top_p": s.top_p,
             "stream": True,
@@ -137,19 +121,21 @@ class HTTPEngine(EngineBase):
             body["cache_salt"] = request.cache_salt
         if request.constraint is not None:
             body["structured_outputs"] = structured_outputs_args(request.constraint)
-        xargs = agentrt_extra_args(request, release, hints=self._info.supports_hints, flat=True)
+        xargs = agentrt_extra_args(
+            request, self._take_releases(), hints=self._info.supports_hints, flat=True
+        )
         if xargs:
             body["vllm_xargs"] = xargs
         return body
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
-        if len(request.prompt) >= self._info.max_model_len:
-            raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
-        rid = request.request_id or RequestId(f"agentrt-{self._prefix}-{next(self._ids)}")
+        rid = self._accept(request)
         arrival = now()
         first: float | None = None
         n_out, cached = 0, 0
+        # No finish reason before the stream ends: the server dropped the request.
         finish: FinishReason = "abort"
+        error: str | None = None
         pending: TokenDelta | None = None
         async with self._client.stream(
             "POST", "/v1/completions", json=self._body(request, rid)
@@ -177,29 +163,26 @@ class HTTPEngine(EngineBase):
                         first = t
                     n_out += len(ids)
                     if choice.get("finish_reason"):
-                        finish = _finish(
-                            choice["finish_reason"], request, self._tokenizer.im_end_id
+                        finish, error = self._finish_reason(
+                            request, str(choice["finish_reason"]), n_out
                         )
                     # Hold one delta back: the last one must carry the stats (usage comes after).
                     if pending is not None:
                         yield pending
                     pending = TokenDelta(ids, choice.get("text") or "", t)
         t = now()
-        stats = RequestStats(rid, len(request.prompt), cached, n_out, finish, arrival, first, t)
+        stats = RequestStats(
+            rid, len(request.prompt), cached, n_out, finish, arrival, first, t, error=error
+        )
         last = pending or TokenDelta((), "", t)
         yield TokenDelta(last.token_ids, last.text, last.t, stats)
-
-    async def release(self, session: SessionId) -> None:
-        if self._info.supports_hints:
-            self._pending_release.append(session)
 
     async def stats(self) -> EngineStats:
         text = (await self._client.get("/metrics")).text
         m = parse_prometheus(text)
         tiers: dict[str, TierStats] = {}
         if self._info.supports_hints:
-            raw = (await self._client.get("/agentrt/tier_stats")).json()
-            tiers = {k: TierStats(**v) for k, v in raw.items()}
+            tiers = decode_tier_stats((await self._client.get("/agentrt/tier_stats")).json())
         return EngineStats(
             prefix_cache_queries=int(m.get("vllm:prefix_cache_queries_total", 0)),
             prefix_cache_hits=int(m.get("vllm:prefix_cache_hits_total", 0)),
@@ -219,12 +202,6 @@ class HTTPEngine(EngineBase):
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _finish(raw: str, req: GenerateRequest, eos: int) -> FinishReason:
-    if req.forced_output is not None:
-        return "stop" if req.forced_output[-1] == eos else "length"
-    return raw if raw in ("stop", "length", "abort", "error") else "stop"  # type: ignore[return-value]
 
 
 def _error_from(resp: httpx.Response) -> Exception:

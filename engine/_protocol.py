@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from ._tokenizer import ChatTokenizer
 from ._types import (
-    CacheHint,
     EngineInfo,
     EngineStats,
     GenerateRequest,
+    PrefillRequest,
     PrefillStats,
     SessionId,
     TokenDelta,
@@ -44,6 +44,7 @@ class Engine(Protocol):
         last one carries ``RequestStats``; closing the iterator early aborts the request.
       * ``prefill`` leaves the prompt's full blocks in the prefix cache and produces no
         visible output.
+      * ``release`` takes effect no later than the engine's next request.
       * Hints only order eviction of *free* cached blocks; they never change outputs.
     """
 
@@ -55,15 +56,7 @@ class Engine(Protocol):
 
     def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]: ...
 
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats: ...
+    async def prefill(self, request: PrefillRequest) -> PrefillStats: ...
 
     async def release(self, session: SessionId) -> None: ...
 

@@ -3,8 +3,9 @@
 Outputs come from a script; time comes from a deterministic step model of a batching
 engine (vLLM-like continuous batching: each step decodes one token for every running
 request and prefills prompt chunks within a token budget). Cached prompt tokens cost
-nothing, using the same block-level prefix cache and eviction tiers as the real engine.
-On a virtual-time event loop every timestamp is exact.
+nothing: the prefix cache has vLLM's block semantics and runs the tier-aware scheduler's
+own eviction queue and labelling code (``_sim_cache``). On a virtual-time event loop
+every timestamp is exact.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ._base import EngineBase
 from ._clock import now
-from ._protocol import EngineError, PromptTooLongError
-from ._sim_cache import Allocation, SimPrefixCache
+from ._protocol import EngineError
+from ._sim_cache import SimBlock, SimKVCache, SimSequence
 from ._tokenizer import ByteCodec, ChatTokenizer
 from ._types import (
     EngineInfo,
@@ -27,7 +28,6 @@ from ._types import (
     GenerateRequest,
     RequestId,
     RequestStats,
-    SessionId,
     TokenDelta,
 )
 
@@ -70,21 +70,27 @@ Reply = str | Sequence[int]
 Script = Callable[[ScriptContext], Reply] | Iterable[Reply]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Req:
     rid: RequestId
     req: GenerateRequest
     output: list[int]
-    finish_if_done: FinishReason
+    finish: FinishReason
+    error: str | None
     arrival_t: float
+    seq: SimSequence
     queue: asyncio.Queue[TokenDelta] = field(default_factory=asyncio.Queue)
-    alloc: Allocation | None = None
-    prefilled: int = 0
+    prefilled: int = 0  # prompt tokens with KV (prefix hits included)
     emitted: int = 0
     decoded_upto: int = 0
     first_token_t: float | None = None
     scheduled_t: float | None = None
     done: bool = False
+
+    @property
+    def kv_tokens(self) -> int:
+        """Tokens that get KV over the whole request: all but the last sampled one."""
+        return len(self.req.prompt) + len(self.output) - 1
 
 
 class ScriptedEngine(EngineBase):
@@ -99,6 +105,11 @@ class ScriptedEngine(EngineBase):
         block_size, num_blocks: prefix cache geometry (``None``: unbounded).
         use_tiers: evict by cache-hint tiers (False: plain LRU, the baseline).
         record_requests: keep every request in ``requests`` (turn off for long runs).
+
+    Scheduling differs from vLLM in one way: a request is admitted only when the blocks
+    for its whole output are free too (counting what running requests will still
+    take), so nothing is ever preempted. Block allocation, prefix hits, eviction and
+    labels are vLLM's, in vLLM's order within a step: running requests, then new ones.
     """
 
     def __init__(
@@ -113,14 +124,16 @@ class ScriptedEngine(EngineBase):
         use_tiers: bool = True,
         record_requests: bool = True,
     ) -> None:
+        super().__init__(
+            tokenizer or ChatTokenizer(ByteCodec()),
+            EngineInfo("scripted", max_model_len, block_size, use_tiers, "scripted"),
+            id_prefix="scripted",
+        )
         self._script_fn = script if callable(script) else None
         self._script_iter = None if callable(script) else iter(list(script))
         self.timing = timing or TimingModel()
-        self._tokenizer = tokenizer or ChatTokenizer(ByteCodec())
         self.prefill_forced_token = self._tokenizer.im_end_id
-        self.cache = SimPrefixCache(block_size, num_blocks, use_tiers=use_tiers)
-        self._info = EngineInfo("scripted", max_model_len, block_size, use_tiers, "scripted")
-        self._ids = itertools.count()
+        self.cache = SimKVCache(block_size, num_blocks, use_tiers=use_tiers)
         self._calls = itertools.count()
         self._waiting: list[_Req] = []
         self._running: list[_Req] = []
@@ -131,19 +144,18 @@ class ScriptedEngine(EngineBase):
         """Every request received, in order (for assertions in tests)."""
         self._record = record_requests
 
-    @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self._tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
-    def _reply_tokens(self, req: GenerateRequest) -> tuple[list[int], FinishReason]:
+    def _reply_tokens(self, req: GenerateRequest) -> tuple[list[int], FinishReason, str | None]:
+        limit = self._max_output_tokens(req)
         if req.forced_output is not None:
-            out = list(req.forced_output)
-            return out, "stop" if out[-1] == self._tokenizer.im_end_id else "length"
-        ctx = ScriptContext(req, self._tokenizer.decode(req.prompt), next(self._calls))
+            out = list(req.forced_output[:limit])
+        else:
+            ctx = ScriptContext(req, self._tokenizer.decode(req.prompt), next(self._calls))
+            out = self._script_reply(req, ctx)
+        finished = "length" if len(out) > limit else "stop"
+        finish, error = self._finish_reason(req, finished, min(len(out), limit))
+        return out[:limit], finish, error
+
+    def _script_reply(self, req: GenerateRequest, ctx: ScriptContext) -> list[int]:
         if self._script_fn is not None:
             reply = self._script_fn(ctx)
         else:
@@ -152,29 +164,28 @@ class ScriptedEngine(EngineBase):
                 reply = next(self._script_iter)
             except StopIteration:
                 raise EngineError("ScriptedEngine ran out of scripted replies") from None
-        if isinstance(reply, str):
-            text = reply
-            for s in req.sampling.stop:
-                if s in text:
-                    text = text[: text.index(s)]
-            out = [*self._tokenizer.encode(text), self._tokenizer.im_end_id]
-        else:
-            out = list(reply)
-        limit = min(req.sampling.max_tokens, self._info.max_model_len - len(req.prompt))
-        if len(out) > limit:
-            return out[:limit], "length"
-        return out, "stop"
+        if not isinstance(reply, str):
+            if not reply:
+                raise ValueError("a scripted reply of token ids must hold at least one token")
+            return list(reply)
+        text = reply
+        for s in req.sampling.stop:
+            if s in text:
+                text = text[: text.index(s)]
+        return [*self._tokenizer.encode(text), self._tokenizer.im_end_id]
 
     def _admit(self, req: GenerateRequest) -> _Req:
         if self._closed:
             raise EngineError("engine is closed")
-        if len(req.prompt) >= self._info.max_model_len:
-            raise PromptTooLongError(len(req.prompt), self._info.max_model_len)
+        rid = self._accept(req)
         if self._record:
             self.requests.append(req)
-        output, finish = self._reply_tokens(req)
-        rid = req.request_id or RequestId(f"scripted-{next(self._ids)}")
-        r = _Req(rid, req, output, finish, now())
+        output, finish, error = self._reply_tokens(req)
+        # Releases reach the cache as they reach vLLM: just before this request can allocate.
+        for session in self._take_releases():
+            self.cache.release(session)
+        seq = self.cache.new_sequence(req.prompt, req.cache_salt)
+        r = _Req(rid, req, output, finish, error, now(), seq)
         self._waiting.append(r)
         self._waiting.sort(key=lambda x: x.req.priority)  # stable: FIFO within a priority
         self._ensure_loop()
@@ -205,17 +216,14 @@ class ScriptedEngine(EngineBase):
             self._waiting.remove(r)
         if r in self._running:
             self._running.remove(r)
-        if r.alloc is not None:
-            self.cache.free(r.alloc, (), None, now_s=now())
-
-    async def release(self, session: SessionId) -> None:
-        self.cache.release(session)
+        # An aborted request labels nothing: its blocks keep what others said of them.
+        self.cache.free(r.seq)
 
     async def stats(self) -> EngineStats:
         return EngineStats(
             prefix_cache_queries=self.cache.queries,
             prefix_cache_hits=self.cache.hits,
-            kv_usage=(self.cache.num_cached / self.cache.capacity) if self.cache.capacity else 0.0,
+            kv_usage=self.cache.usage,
             num_running=len(self._running),
             num_waiting=len(self._waiting),
             block_size=self.cache.block_size,
@@ -238,23 +246,12 @@ class ScriptedEngine(EngineBase):
         assert self._wake is not None
         tm = self.timing
         while not self._closed:
-            self._schedule_waiting()
-            if not self._running:
+            decoding, chunks = self._schedule()
+            if not decoding and not chunks:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            decoding = [r for r in self._running if r.prefilled >= len(r.req.prompt)]
-            budget = tm.max_batched_tokens - len(decoding)
-            chunks: list[tuple[_Req, int]] = []
-            for r in self._running:
-                left = len(r.req.prompt) - r.prefilled
-                if left > 0 and budget > 0:
-                    take = min(left, budget)
-                    chunks.append((r, take))
-                    budget -= take
-            step = tm.step_overhead_s + tm.prefill_s_per_token * sum(
-                self._uncached(r, n) for r, n in chunks
-            )
+            step = tm.step_overhead_s + tm.prefill_s_per_token * sum(n for _, n in chunks)
             if decoding:
                 step += tm.decode_step_s + tm.decode_s_per_seq * len(decoding)
             await asyncio.sleep(step)
@@ -269,32 +266,53 @@ class ScriptedEngine(EngineBase):
                 if not r.done:
                     self._emit(r, t)
 
-    def _uncached(self, r: _Req, n: int) -> int:
-        """Tokens of this chunk that the prefix cache did not already hold."""
-        cached = r.alloc.cached_tokens if r.alloc else 0
-        lo, hi = r.prefilled, r.prefilled + n
-        return max(0, hi - max(lo, cached))
-
-    def _schedule_waiting(self) -> None:
-        while self._waiting and len(self._running) < self.timing.max_num_seqs:
+    def _schedule(self) -> tuple[list[_Req], list[tuple[_Req, int]]]:
+        """One step's work: every decoding request gets a token, then prompt chunks fill
+        the token budget, running requests' first, then new ones' (cached tokens are
+        skipped, so a chunk is all uncached tokens)."""
+        decoding = [r for r in self._running if r.prefilled >= len(r.req.prompt)]
+        for r in decoding:
+            self._allocate(r, 1)
+        budget = self.timing.max_batched_tokens - len(decoding)
+        chunks: list[tuple[_Req, int]] = []
+        for r in self._running:
+            left = len(r.req.prompt) - r.prefilled
+            if left > 0 and budget > 0:
+                take = min(left, budget)
+                self._allocate(r, take)
+                chunks.append((r, take))
+                budget -= take
+        while self._waiting and budget > 0 and len(self._running) < self.timing.max_num_seqs:
             r = self._waiting[0]
-            need = self.cache.free_blocks_needed(
-                self.cache.block_keys(r.req.prompt, r.req.cache_salt)
-            )
-            bs = self.cache.block_size
-            reserve = (len(r.req.prompt) + len(r.output)) // bs - len(r.req.prompt) // bs
-            if not self.cache.can_allocate(need + reserve):
-                if not self._running:
-                    self._waiting.pop(0)
-                    self._fail(r, "prompt does not fit the KV cache")
-                    continue
-                return
+            hits = self.cache.lookup(r.seq)
+            if not self._fits(r, hits):
+                if self._running:
+                    break  # wait for running requests to free blocks
+                self._waiting.pop(0)
+                self._fail(r, "prompt does not fit the KV cache")
+                continue
             self._waiting.pop(0)
-            r.alloc = self.cache.allocate(
-                r.req.prompt, r.req.cache_salt, len(r.req.prompt), now(), reserve=reserve
-            )
+            r.prefilled = len(hits) * self.cache.block_size
+            take = min(len(r.req.prompt) - r.prefilled, budget)
+            self._allocate(r, take, hits)
             r.scheduled_t = now()
             self._running.append(r)
+            chunks.append((r, take))
+            budget -= take
+        return decoding, chunks
+
+    def _fits(self, r: _Req, hits: list[SimBlock]) -> bool:
+        """Whether the request's blocks, output included, fit beside what running
+        requests will still take."""
+        cache = self.cache
+        if cache.capacity is None:
+            return True
+        promised = sum(cache.blocks_needed(x.seq, x.kv_tokens) for x in self._running)
+        return cache.blocks_needed(r.seq, r.kv_tokens, hits) <= cache.num_free - promised
+
+    def _allocate(self, r: _Req, n: int, hits: Sequence[SimBlock] = ()) -> None:
+        ok = self.cache.allocate(r.seq, n, hits)
+        assert ok, f"request {r.rid} was admitted but its blocks are gone"
 
     def _fail(self, r: _Req, why: str) -> None:
         r.done = True
@@ -307,6 +325,7 @@ class ScriptedEngine(EngineBase):
     def _emit(self, r: _Req, t: float) -> None:
         tid = r.output[r.emitted]
         r.emitted += 1
+        self.cache.append_token(r.seq, tid)
         if r.first_token_t is None:
             r.first_token_t = t
         # Like vLLM, streamed text leaves out the chat markers (the token ids keep them).
@@ -324,27 +343,33 @@ class ScriptedEngine(EngineBase):
         r.queue.put_nowait(TokenDelta((tid,), text, t, stats))
 
     def _finish(self, r: _Req, t: float) -> RequestStats:
+        self.cache.free(r.seq, r.req.hints, r.req.session)
         r.done = True
         self._running.remove(r)
-        assert r.alloc is not None, "finishing a request that was never scheduled"
-        alloc = self.cache.extend(r.alloc, [*r.req.prompt, *r.output], r.req.cache_salt, t)
-        self.cache.free(alloc, r.req.hints, r.req.session, now_s=t)
         return RequestStats(
             request_id=r.rid,
             prompt_tokens=len(r.req.prompt),
-            cached_tokens=r.alloc.cached_tokens,
+            cached_tokens=r.seq.cached_tokens,
             output_tokens=len(r.output),
-            finish_reason=r.finish_if_done,
+            finish_reason=r.finish,
             arrival_t=r.arrival_t,
             first_token_t=r.first_token_t,
             finish_t=t,
             queue_s=(r.scheduled_t - r.arrival_t) if r.scheduled_t is not None else None,
+            error=r.error,
         )
 
     async def reset_prefix_cache(self) -> None:
-        """Forget every cached block (benchmarks start each mode from a cold cache)."""
+        """Forget every cached block and the cache's counters (benchmarks start each mode
+        from a cold cache).
+
+        Raises:
+            EngineError: requests are still running or waiting.
+        """
+        if self._running or self._waiting:
+            raise EngineError("cannot reset the prefix cache while requests are in flight")
         old = self.cache
-        self.cache = SimPrefixCache(old.block_size, old.capacity, use_tiers=old.use_tiers)
+        self.cache = SimKVCache(old.block_size, old.capacity, use_tiers=old.queue.use_tiers)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -18,8 +18,7 @@ from typing import Any, NoReturn
 
 from ._chat import TEMPLATE_NAME
 from ._model import resolve_model
-from ._vllm import EngineOptions
-from ._vllm_args import cpu_env, engine_arg_dict
+from ._vllm_args import EngineOptions, cpu_env, engine_arg_dict
 
 PLUGIN_NAME = "agentrt"
 

@@ -5,7 +5,8 @@ by ``agentrt engine serve`` (``VLLM_PLUGINS=agentrt``). It adds:
 
 * ``GET /agentrt/info`` — model, context length, block geometry, whether cache hints
   reach a tier-aware scheduler, and the tokenizer (so clients need no model files);
-* ``GET /agentrt/tier_stats`` — per-tier cached blocks, evictions and hits.
+* ``GET /agentrt/tier_stats`` — per-tier cached blocks, evictions and hits
+  (``_tier_wire.encode_tier_stats``'s form; ``{}`` when hints are off).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
-from ._tier_wire import ASYNC_TIER_SCHEDULER, TIER_SCHEDULER
+from ._tier_wire import (
+    ASYNC_TIER_SCHEDULER,
+    TIER_SCHEDULER,
+    encode_tier_stats,
+    fetch_tier_stats,
+)
 
 
 class AgentrtEndpoints:
@@ -67,15 +73,7 @@ class AgentrtEndpoints:
     async def _tier_stats(self) -> Response:
         if self._engine is None or not self._hints_enabled():
             return JSONResponse({})
-        from ._tier_wire import fetch_tier_stats
-
-        stats = await fetch_tier_stats(self._engine)
-        return JSONResponse(
-            {
-                k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
-                for k, v in stats.items()
-            }
-        )
+        return JSONResponse(encode_tier_stats(await fetch_tier_stats(self._engine)))
 
 
 @functools.cache

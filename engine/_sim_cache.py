@@ -1,290 +1,251 @@
-"""A model-free prefix cache with vLLM's block semantics, for ``ScriptedEngine``.
+"""A model-free KV cache with vLLM's block semantics and the tier policy's own code.
 
-Blocks are identified by the hash chain of their tokens (plus the cache salt), as in
-vLLM: a block can hit only when every block before it hits too. Free cached blocks are
-evicted by tier (lowest first) and least recently freed within a tier, the order the
-tier-aware vLLM scheduler keeps; with ``use_tiers=False`` it is plain LRU.
+``ScriptedEngine`` needs a prefix cache that behaves like the real engine's without
+importing vLLM. The block bookkeeping here is what vLLM's ``KVCacheManager`` and
+``BlockPool`` do for one full-attention group; the eviction order and the labels are not
+re-implemented: free blocks live in the tier-aware scheduler's
+:class:`~._tier_queue.TieredFreeBlockQueue` and are labelled by
+:func:`~._tier_labels.label_request_blocks`, exactly as in vLLM.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._tier_queue import BlockLabel, prefix_monotone
-from ._types import CacheHint, SessionId, Tier, TierStats
+from ._clock import now
+from ._tier_labels import label_request_blocks
+from ._tier_queue import TieredFreeBlockQueue
+from ._types import CacheHint, SessionId, TierStats
 
 
-@dataclass(slots=True)
-class _Block:
-    key: int
-    tier: Tier = Tier.SCRATCH
-    refs: int = 0
-    sessions: set[SessionId] = field(default_factory=set)
-    expires_at: float | None = None
-    base: Tier = Tier.DEFAULT
+@dataclass(slots=True, eq=False)
+class SimBlock:
+    """One KV block. ``block_hash`` is set while the block is in the prefix cache."""
 
-    def tier_at(self, now: float) -> Tier:
-        """SPLIT_PENDING falls back to its base tier once its TTL has passed."""
-        if self.expires_at is not None and now >= self.expires_at:
-            return self.base
-        return self.tier
+    block_id: int
+    ref_cnt: int = 0
+    block_hash: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """Blocks pinned for one request; ``cached_tokens`` of its prompt were already present."""
+@dataclass(slots=True, eq=False)
+class SimSequence:
+    """One request's tokens and its block table (vLLM's ``Request`` as the cache sees it).
 
-    keys: tuple[int, ...]
-    cached_tokens: int
-    reserved: int = 0
+    Invariants: ``hashes[i]`` is the hash chain of ``tokens`` up to the end of block i,
+    one per full block; ``blocks[:num_cached_blocks]`` are registered in the prefix cache;
+    ``num_computed`` tokens have KV (or were prefix hits), ``cached_tokens`` of them hits.
+    """
+
+    salt: str | None
+    tokens: list[int]
+    hashes: list[int]
+    blocks: list[SimBlock] = field(default_factory=list)
+    num_computed: int = 0
+    num_cached_blocks: int = 0
+    cached_tokens: int = 0
+    scheduled: bool = False
 
 
-class SimPrefixCache:
-    """Block-granular prefix cache with a fixed capacity (``None``: unbounded).
+class SimKVCache:
+    """Block pool, prefix cache and tiered free-block queue of one simulated engine.
 
-    Invariants: a block with ``refs > 0`` is in no free list and is never evicted; every
-    cached block with ``refs == 0`` is in exactly one free list (its tier's, or the single
-    LRU list without tiers); ``len(blocks) <= capacity`` after every successful allocation.
-    A block freed by several requests keeps the highest label any of them gave it since it
-    last left the free lists.
+    Args:
+        block_size: tokens per block.
+        num_blocks: usable blocks (None: unbounded, nothing is ever evicted). They are
+            numbered from 1, as vLLM numbers its usable blocks (0 is its null block), so
+            the same request sequence gives the same block ids here and in vLLM.
+        use_tiers, pending_cap, pending_ttl_s: the scheduler's ``TierSettings``.
+        clock: time for SPLIT_PENDING expiry (the event loop's clock by default).
+
+    Invariants (vLLM's): a block with ``ref_cnt > 0`` is never in the free queue and
+    never evicted; only full blocks whose KV is computed are cached, so a request's last
+    sampled token (not yet fed back through the model) is never cached; a prefix hit is a
+    run of cached blocks from the first one and leaves at least the last prompt token to
+    compute; two blocks may hold the same content (vLLM does not de-duplicate).
     """
 
     def __init__(
         self,
         block_size: int,
-        capacity: int | None,
+        num_blocks: int | None,
         *,
         use_tiers: bool = True,
         pending_cap: float = 0.5,
+        pending_ttl_s: float = 60.0,
+        clock: Callable[[], float] = now,
     ) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
+        if num_blocks is not None and num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1 or None, got {num_blocks}")
         self.block_size = block_size
-        self.capacity = capacity
-        self.use_tiers = use_tiers
-        self._pending_cap = None if capacity is None else int(pending_cap * capacity)
-        self._blocks: dict[int, _Block] = {}
-        self._free: dict[int, OrderedDict[int, _Block]] = {int(t): OrderedDict() for t in Tier}
-        self._free_count = 0
-        self._reserved = 0  # blocks promised to running requests' outputs
-        self._by_session: dict[SessionId, set[int]] = {}
+        self.capacity = num_blocks
+        blocks = [SimBlock(i) for i in range(1, (num_blocks or 0) + 1)]
+        self._minted = len(blocks)
+        # Free blocks holding no cached KV; an unbounded pool reuses only these.
+        self._unhashed_free = len(blocks)
+        self.queue: TieredFreeBlockQueue[SimBlock] = TieredFreeBlockQueue(
+            blocks,
+            use_tiers=use_tiers,
+            pending_cap=sys.maxsize if num_blocks is None else int(pending_cap * num_blocks),
+            pending_ttl_s=pending_ttl_s,
+            clock=clock,
+        )
+        self._cached: dict[int, dict[int, SimBlock]] = {}  # hash -> blocks, oldest first
         self.queries = 0
         self.hits = 0
-        self.evictions: dict[Tier, int] = dict.fromkeys(Tier, 0)
-        self.tier_hits: dict[Tier, int] = dict.fromkeys(Tier, 0)
 
-    def block_keys(self, tokens: Sequence[int], salt: str | None) -> list[int]:
-        """Hash chain of the full blocks of ``tokens``."""
-        keys: list[int] = []
-        parent = hash(("agentrt-root", salt))
-        bs = self.block_size
-        for i in range(len(tokens) // bs):
-            parent = hash((parent, tuple(tokens[i * bs : (i + 1) * bs])))
-            keys.append(parent)
-        return keys
+    # -- sequences -------------------------------------------------------------------------
 
-    def cached_prefix_blocks(self, keys: Sequence[int]) -> int:
-        n = 0
-        for k in keys:
-            if k not in self._blocks:
+    def new_sequence(self, prompt: Sequence[int], salt: str | None) -> SimSequence:
+        seq = SimSequence(salt, [], [])
+        for token in prompt:
+            self.append_token(seq, token)
+        return seq
+
+    def append_token(self, seq: SimSequence, token: int) -> None:
+        """Add a token (the prompt's, or one just sampled) and hash the block it fills."""
+        seq.tokens.append(token)
+        n, bs = len(seq.tokens), self.block_size
+        if n % bs == 0:
+            # The salt enters through the chain's root, so it separates every block.
+            parent = seq.hashes[-1] if seq.hashes else hash(("agentrt-root", seq.salt))
+            seq.hashes.append(hash((parent, tuple(seq.tokens[n - bs :]))))
+
+    # -- vLLM's KVCacheManager -------------------------------------------------------------
+
+    def lookup(self, seq: SimSequence) -> list[SimBlock]:
+        """The cached blocks a new request can reuse (``get_computed_blocks``).
+
+        The longest run of cached blocks from the first, stopping one token short of the
+        prompt's end: the last prompt token is always computed, for its logits.
+        """
+        hits: list[SimBlock] = []
+        for h in seq.hashes[: (len(seq.tokens) - 1) // self.block_size]:
+            blocks = self._cached.get(h)
+            if not blocks:
                 break
-            n += 1
-        return n
+            hits.append(next(iter(blocks.values())))
+        return hits
 
-    def free_blocks_needed(self, keys: Sequence[int]) -> int:
-        """Blocks that pinning ``keys`` takes from the pool: absent ones and free cached ones."""
-        needed = 0
-        for k in keys:
-            blk = self._blocks.get(k)
-            if blk is None or blk.refs == 0:
-                needed += 1
-        return needed
+    def blocks_needed(
+        self, seq: SimSequence, num_tokens: int, hits: Sequence[SimBlock] = ()
+    ) -> int:
+        """Free blocks that slots for the first ``num_tokens`` tokens take from the pool:
+        new blocks, and hit blocks that are free now (``get_num_blocks_to_allocate``)."""
+        new = -(-num_tokens // self.block_size) - len(seq.blocks) - len(hits)
+        return max(new, 0) + sum(1 for b in hits if b.ref_cnt == 0)
 
-    def can_allocate(self, n_new: int) -> bool:
-        """Whether ``n_new`` more blocks can be in use (free cached blocks may be evicted)."""
-        if self.capacity is None:
-            return True
-        return len(self._blocks) - self._free_count + self._reserved + n_new <= self.capacity
-
-    def _list_of(self, blk: _Block, now_s: float) -> OrderedDict[int, _Block]:
-        return self._free[int(blk.tier_at(now_s)) if self.use_tiers else 0]
-
-    def _pin(self, key: int, now_s: float) -> tuple[_Block, bool]:
-        """Take a block out of the free lists (or create it); returns (block, was cached)."""
-        blk = self._blocks.get(key)
-        if blk is None:
-            self._make_room(now_s)
-            blk = self._blocks[key] = _Block(key=key)
-            cached = False
-        else:
-            cached = True
-            if blk.refs == 0:
-                for lst in self._free.values():
-                    if lst.pop(key, None) is not None:
-                        self._free_count -= 1
-                        break
-                # A block leaving the free lists starts a new labelling period.
-                blk.tier, blk.expires_at = Tier.SCRATCH, None
-        blk.refs += 1
-        return blk, cached
+    @property
+    def num_free(self) -> int:
+        """Free blocks, cached or not (every one can be allocated)."""
+        return self.queue.num_free_blocks
 
     def allocate(
-        self,
-        prompt: Sequence[int],
-        salt: str | None,
-        prompt_len: int,
-        now_s: float = 0.0,
-        *,
-        reserve: int = 0,
-    ) -> Allocation:
-        """Pin the prompt's blocks, reusing the cached prefix (vLLM never caches the last token).
+        self, seq: SimSequence, num_new_tokens: int, hits: Sequence[SimBlock] = ()
+    ) -> bool:
+        """Give slots to ``num_new_tokens`` more tokens whose KV is computed now
+        (``allocate_slots``); False, changing nothing, when the blocks are not free.
 
-        Raises:
-            MemoryError: the blocks (and ``reserve`` more for the output) cannot fit even
-                after evicting every free block.
+        ``hits`` (from :meth:`lookup`) go with a request's first allocation. Blocks
+        that become full of computed tokens join the prefix cache at once, as in vLLM.
         """
-        keys = self.block_keys(prompt, salt)
-        present = self.cached_prefix_blocks(keys)
-        hit_blocks = min(present, (prompt_len - 1) // self.block_size)
-        if not self.can_allocate(self.free_blocks_needed(keys) + reserve):
-            raise MemoryError("prefix cache full of blocks in use")
-        for i, k in enumerate(keys):
-            blk = self._blocks.get(k)
-            if blk is not None and i < hit_blocks:
-                self.tier_hits[blk.tier_at(now_s)] += 1
-            self._pin(k, now_s)
-        self.queries += prompt_len
-        self.hits += hit_blocks * self.block_size
-        # Room for the blocks its output will fill: decoding never runs out of space.
-        self._reserved += reserve
-        return Allocation(tuple(keys), hit_blocks * self.block_size, reserve)
-
-    def extend(
-        self, alloc: Allocation, tokens: Sequence[int], salt: str | None, now_s: float = 0.0
-    ) -> Allocation:
-        """Pin the blocks that generated tokens filled (``tokens`` = prompt + output so far)."""
-        extra = self.block_keys(tokens, salt)[len(alloc.keys) :]
-        used = min(len(extra), alloc.reserved)
-        self._reserved -= used
-        for k in extra:
-            self._pin(k, now_s)
-        return Allocation(alloc.keys + tuple(extra), alloc.cached_tokens, alloc.reserved - used)
+        computed = seq.num_computed + len(hits) * self.block_size
+        need = self.blocks_needed(seq, computed + num_new_tokens, hits)
+        if self.capacity is not None and need > self.num_free:
+            return False
+        if not seq.scheduled:
+            seq.scheduled = True
+            seq.cached_tokens = len(hits) * self.block_size
+            self.queries += len(seq.tokens)
+            self.hits += seq.cached_tokens
+        for blk in hits:
+            if blk.ref_cnt == 0:
+                self.queue.remove(blk)
+            blk.ref_cnt += 1
+        seq.blocks.extend(hits)
+        seq.num_cached_blocks += len(hits)
+        end = computed + num_new_tokens
+        missing = -(-end // self.block_size) - len(seq.blocks)
+        seq.blocks.extend(self._new_block() for _ in range(missing))
+        # Only tokens that exist are cached (vLLM caps at ``request.num_tokens``).
+        for i in range(seq.num_cached_blocks, min(end, len(seq.tokens)) // self.block_size):
+            blk = seq.blocks[i]
+            blk.block_hash = seq.hashes[i]
+            self._cached.setdefault(blk.block_hash, {})[blk.block_id] = blk
+            seq.num_cached_blocks = i + 1
+        seq.num_computed = end
+        return True
 
     def free(
         self,
-        alloc: Allocation,
-        hints: Sequence[CacheHint],
-        session: SessionId | None,
-        *,
-        now_s: float = 0.0,
+        seq: SimSequence,
+        hints: Sequence[CacheHint] = (),
+        session: SessionId | None = None,
     ) -> None:
-        """Unpin a request's blocks, labelling each with the highest overlapping hint
-        (capped along the prefix, as the tier-aware scheduler does)."""
-        self._reserved -= alloc.reserved
-        room = self._pending_room(now_s) if any(h.tier == Tier.SPLIT_PENDING for h in hints) else 0
-        for k, lab in zip(alloc.keys, self._labels(hints, len(alloc.keys)), strict=True):
-            blk = self._blocks[k]
-            if lab is not None and lab.tier == Tier.SPLIT_PENDING:
-                if room <= 0:  # the cap: pending labels can never starve admission
-                    lab = BlockLabel(lab.base)
-                room -= 1
-            if lab is not None and lab.tier >= blk.tier_at(now_s):
-                blk.tier = lab.tier
-                pending = lab.tier == Tier.SPLIT_PENDING
-                blk.expires_at = now_s + lab.ttl_s if pending and lab.ttl_s else None
-                blk.base = lab.base
-            if session is not None:
-                blk.sessions.add(session)
-                self._by_session.setdefault(session, set()).add(k)
-            blk.refs -= 1
-            if blk.refs == 0:
-                self._list_of(blk, now_s)[k] = blk
-                self._free_count += 1
+        """Return a finished request's blocks, labelled from its hints (an aborted request
+        passes none), tail first so that the tail is evicted first (vLLM's ``free``)."""
+        if hints or session is not None:
+            ids: list[int | None] = [b.block_id for b in seq.blocks]
+            label_request_blocks(self.queue, ids, hints, session, self.block_size)
+        first: list[SimBlock] = []
+        last: list[SimBlock] = []
+        for blk in reversed(seq.blocks):
+            blk.ref_cnt -= 1
+            if blk.ref_cnt == 0:
+                # Blocks holding no cached KV are reused first (vLLM's LIFO for them).
+                (last if blk.block_hash is not None else first).append(blk)
+        self._unhashed_free += len(first)
+        self.queue.prepend_n(first)
+        self.queue.append_n(last)
+        seq.blocks = []
+        seq.num_cached_blocks = 0
 
-    def _labels(self, hints: Sequence[CacheHint], n: int) -> list[BlockLabel | None]:
-        """Per block: the highest overlapping hint, then capped along the prefix."""
-        bs = self.block_size
-        raw: list[BlockLabel | None] = []
-        for i in range(n):
-            best: CacheHint | None = None
-            for h in hints:
-                if (
-                    h.start < (i + 1) * bs
-                    and h.end > i * bs
-                    and (best is None or h.tier > best.tier)
-                ):
-                    best = h
-            raw.append(None if best is None else BlockLabel(best.tier, best.base, best.ttl_s))
-        return prefix_monotone(raw)
+    def release(self, session: SessionId) -> int:
+        """Demote a finished run's blocks (SYSTEM ones stay); returns blocks demoted."""
+        return self.queue.release(session)
 
-    def _pending_room(self, now_s: float) -> int:
-        """How many more blocks may be labelled SPLIT_PENDING under the cap."""
-        if self._pending_cap is None:
-            return len(self._blocks) + 1
-        pending = self._free[int(Tier.SPLIT_PENDING)]
-        return self._pending_cap - sum(
-            1 for b in pending.values() if b.tier_at(now_s) == Tier.SPLIT_PENDING
-        )
+    def _new_block(self) -> SimBlock:
+        if self.capacity is None and not self._unhashed_free:
+            # Unbounded: a fresh block goes to the very front, so it is the one popped.
+            self._minted += 1
+            self.queue.prepend_n([SimBlock(self._minted)])
+            self._unhashed_free += 1
+        blk = self.queue.popleft()
+        if blk.block_hash is None:
+            self._unhashed_free -= 1
+        else:  # evicted: its content leaves the prefix cache
+            blocks = self._cached[blk.block_hash]
+            del blocks[blk.block_id]
+            if not blocks:
+                del self._cached[blk.block_hash]
+            blk.block_hash = None
+        blk.ref_cnt = 1
+        return blk
 
-    def release(self, session: SessionId) -> None:
-        """Demote a finished run's blocks to SCRATCH (evicted first), keeping SYSTEM ones."""
-        for key in self._by_session.pop(session, ()):
-            blk = self._blocks.get(key)
-            if blk is None or session not in blk.sessions:
-                continue
-            blk.sessions.discard(session)
-            if blk.tier == Tier.SYSTEM or blk.sessions:
-                continue
-            if blk.refs == 0 and self.use_tiers:
-                # A finished run's blocks are the best victims: first in line within SCRATCH.
-                self._free[int(blk.tier)].pop(blk.key, None)
-                scratch = self._free[int(Tier.SCRATCH)]
-                scratch[blk.key] = blk
-                scratch.move_to_end(blk.key, last=False)
-            blk.tier, blk.expires_at = Tier.SCRATCH, None
-
-    def _make_room(self, now_s: float) -> None:
-        if self.capacity is None or len(self._blocks) + self._reserved < self.capacity:
-            return
-        if self.use_tiers:
-            self._expire(now_s)
-        for lst in self._free.values():  # tiers in ascending order
-            if lst:
-                _, victim = lst.popitem(last=False)
-                self._free_count -= 1
-                self.evictions[victim.tier_at(now_s)] += 1
-                del self._blocks[victim.key]
-                return
-        raise MemoryError("prefix cache full of blocks in use")
-
-    def _expire(self, now_s: float) -> None:
-        pending = self._free[int(Tier.SPLIT_PENDING)]
-        for key in [k for k, b in pending.items() if b.tier_at(now_s) != Tier.SPLIT_PENDING]:
-            blk = pending.pop(key)
-            blk.tier, blk.expires_at = blk.base, None
-            self._free[int(blk.tier)][key] = blk
+    # -- stats -----------------------------------------------------------------------------
 
     @property
-    def num_cached(self) -> int:
-        return len(self._blocks)
+    def usage(self) -> float:
+        """Share of blocks held by requests (vLLM's ``kv_cache_usage_perc``)."""
+        if self.capacity is None:
+            return 0.0
+        return 1.0 - self.num_free / self.capacity
 
     def tier_stats(self) -> dict[str, TierStats]:
-        counts: dict[Tier, int] = dict.fromkeys(Tier, 0)
-        for b in self._blocks.values():
-            if b.refs == 0:
-                counts[b.tier] += 1
-        return {t.name: TierStats(counts[t], self.evictions[t], self.tier_hits[t]) for t in Tier}
+        return self.queue.stats()
 
     def check_integrity(self) -> None:
         """Assert the invariants (tests and debug runs call this)."""
-        if self.capacity is not None:
-            assert len(self._blocks) <= self.capacity, "sim cache holds more blocks than capacity"
-        listed = [k for lst in self._free.values() for k in lst]
-        assert len(listed) == len(set(listed)) == self._free_count, "free lists out of sync"
-        for b in self._blocks.values():
-            assert b.refs >= 0, f"block {b.key} has negative refcount {b.refs}"
-            assert (b.refs == 0) == (b.key in set(listed)), (
-                f"block {b.key} free-list membership wrong"
-            )
+        self.queue.check_integrity()
+        for h, blocks in self._cached.items():
+            assert blocks, f"empty entry for hash {h}"
+            for blk in blocks.values():
+                assert blk.block_hash == h, f"block {blk.block_id} cached under a stale hash"
+        free = self.queue.get_all_free_blocks()
+        unhashed = sum(1 for b in free if b.block_hash is None)
+        assert unhashed == self._unhashed_free, "count of free uncached blocks out of sync"
+        assert all(b.ref_cnt == 0 for b in free), "a free block is still referenced"
+        assert len(free) <= self._minted, "more free blocks than the pool holds"

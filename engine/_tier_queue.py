@@ -1,8 +1,9 @@
 """The free-block queue of the tier-aware scheduler: free KV blocks ordered by semantic tier.
 
 It has the interface of vLLM's ``FreeKVCacheBlockQueue`` so it drops into a real
-``BlockPool``; it imports nothing from vLLM (blocks need only ``block_id`` and
-``block_hash``). How request hints become block labels is in ``_tier_scheduler``.
+``BlockPool`` (and into ``ScriptedEngine``'s model-free cache); it imports nothing from
+vLLM (blocks need only ``block_id`` and ``block_hash``). How request hints become block
+labels is in ``_tier_labels``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from ._tier_labels import BlockLabel
 from ._types import Tier, TierStats
 
 
@@ -29,50 +31,6 @@ class FreeBlock(Protocol):
 B = TypeVar("B", bound=FreeBlock)
 
 _PENDING = Tier.SPLIT_PENDING
-
-
-@dataclass(frozen=True, slots=True)
-class BlockLabel:
-    """What one request says about one block: its tier and, for SPLIT_PENDING, its fallback.
-
-    Invariants: ``base < SPLIT_PENDING``; ``ttl_s`` is only read for SPLIT_PENDING
-    (None: the queue's default lifetime).
-    """
-
-    tier: Tier
-    base: Tier = Tier.SCRATCH
-    ttl_s: float | None = None
-
-
-def prefix_monotone(labels: Sequence[BlockLabel | None]) -> list[BlockLabel | None]:
-    """Cap each block's tier at its predecessor's, now and after any pending label expires.
-
-    A prefix cache can only use block i if blocks 0..i-1 are cached too, so a block that
-    outlives its predecessor is dead weight: a run's tool output (TOOL_OUTPUT) must not
-    outrank the run's own earlier tokens (DEFAULT). The cap uses each block's lasting tier
-    (its base while it is SPLIT_PENDING); a block after an unlabelled one stays unlabelled.
-
-        tiers   SYSTEM SYSTEM USER_Q DEFAULT TOOL_OUT DEFAULT     (as hinted)
-        kept    SYSTEM SYSTEM USER_Q DEFAULT DEFAULT  DEFAULT
-    """
-    out: list[BlockLabel | None] = []
-    cap = int(Tier.SPLIT_PENDING)  # the previous block's lasting tier
-    pending_ok = True  # the previous block is pending too (or there is none)
-    for lab in labels:
-        if lab is None or cap < 0:
-            out.append(None)
-            cap = -1
-            continue
-        if lab.tier == Tier.SPLIT_PENDING and pending_ok:
-            base = Tier(min(int(lab.base), cap))
-            out.append(BlockLabel(Tier.SPLIT_PENDING, base, lab.ttl_s))
-            cap = int(base)
-            continue
-        lasting = lab.base if lab.tier == Tier.SPLIT_PENDING else lab.tier
-        tier = Tier(min(int(lasting), cap))
-        out.append(BlockLabel(tier))
-        cap, pending_ok = int(tier), False
-    return out
 
 
 @dataclass(slots=True)

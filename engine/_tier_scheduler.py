@@ -15,9 +15,10 @@ How the pieces meet:
   pool, so prefix-hit blocks get their labels back whenever they are freed again.
   Aborted requests give no labels. (Blocks that a KV connector frees for a request
   still waiting for remote KV bypass this hook and stay unlabelled.)
-* Two engine-core utility methods, ``agentrt_tier_stats`` and ``agentrt_release``,
-  let a client in another process read per-tier stats and release runs
-  (``_tier_wire.fetch_tier_stats`` / ``release_sessions``).
+* An engine-core utility method, ``agentrt_tier_stats``, lets a client in another
+  process read per-tier stats (``_tier_wire.fetch_tier_stats``).
+
+How hints become labels is ``_tier_labels`` (shared with ``ScriptedEngine``'s cache).
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ from vllm.v1.core.sched.interface import SchedulerInterface
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
-from ._tier_queue import BlockLabel, TieredFreeBlockQueue, prefix_monotone
+from ._tier_labels import label_request_blocks
+from ._tier_queue import TieredFreeBlockQueue
 from ._tier_wire import (
-    RELEASE_METHOD,
     TIER_STATS_METHOD,
     TierPayload,
     TierSettings,
+    encode_tier_stats,
     payload_from_extra_args,
 )
-from ._types import CacheHint, Tier
+from ._types import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +95,7 @@ class TierScheduler(Scheduler):
         if payload is not None:
             # Before super(): the request must not allocate over blocks still labelled
             # for a run that the client already knows is over.
-            for session in payload.release:
-                self.tier_queue.release(session)
+            self.release_sessions(payload.release)
             if (payload.hints or payload.session) and request.request_id not in self.requests:
                 self._tier_payloads[request.request_id] = payload
         super().add_request(request)
@@ -120,21 +121,17 @@ class TierScheduler(Scheduler):
 
     # -- tiers ---------------------------------------------------------------------------
 
-    def release_sessions(self, sessions: list[str]) -> int:
+    def release_sessions(self, sessions: Sequence[str]) -> int:
         """Demote the blocks of finished runs (SYSTEM blocks stay); returns blocks demoted."""
         return sum(self.tier_queue.release(s) for s in sessions)
 
     def tier_stats_payload(self) -> dict[str, Any]:
         """Per-tier stats as plain JSON values (what the utility call returns)."""
-        stats = self.tier_queue.stats()
         return {
+            **encode_tier_stats(self.tier_queue.stats()),
             "use_tiers": self.tier_queue.use_tiers,
             "pending_blocks": self.tier_queue.num_pending,
             "pending_cap": self.tier_queue.pending_cap,
-            "tiers": {
-                name: {"cached_blocks": s.cached_blocks, "evictions": s.evictions, "hits": s.hits}
-                for name, s in stats.items()
-            },
         }
 
     def block_tier(self, block_id: int) -> Tier:
@@ -159,50 +156,10 @@ class TierScheduler(Scheduler):
         groups = coordinator.get_blocks(request.request_id)
         # One entry per KV cache group; hybrid models give groups their own block size.
         for manager, blocks in zip(coordinator.single_type_managers, groups, strict=True):
-            labels = prefix_monotone(block_labels(payload.hints, manager.block_size, len(blocks)))
-            for blk, lab in zip(blocks, labels, strict=True):
-                if not blk.is_null:
-                    self.tier_queue.label(blk.block_id, lab, payload.session)
-
-
-def block_labels(
-    hints: Sequence[CacheHint], block_size: int, num_blocks: int
-) -> list[BlockLabel | None]:
-    """Label each of a request's blocks with the highest tier of the hints overlapping it.
-
-    Block ``i`` covers token positions ``[i*block_size, (i+1)*block_size)``::
-
-        tokens  |0 1 2 3|4 5 6 7|8 9 ...     block_size = 4
-        hint         [3,         9)          -> blocks 0, 1 and 2
-
-    A SPLIT_PENDING block falls back to the highest of its pending hints' bases and the
-    other hints over it, so system-prompt blocks under a pending split expire to SYSTEM.
-    Blocks no hint touches get None (the caller leaves them unlabelled: SCRATCH).
-    """
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
-    other = [-1] * num_blocks  # highest non-pending tier; -1: none
-    pend_base = [-1] * num_blocks  # highest base of pending hints; -1: no pending hint
-    pend_ttl: list[float | None] = [None] * num_blocks
-    for h in hints:
-        first, last = h.start // block_size, min(num_blocks, -(-h.end // block_size))
-        for i in range(first, last):
-            if h.tier == Tier.SPLIT_PENDING:
-                pend_base[i] = max(pend_base[i], min(int(h.base), int(Tier.SYSTEM)))
-                if h.ttl_s is not None:
-                    pend_ttl[i] = max(pend_ttl[i] or 0.0, h.ttl_s)
-            else:
-                other[i] = max(other[i], int(h.tier))
-    labels: list[BlockLabel | None] = []
-    for i in range(num_blocks):
-        if pend_base[i] >= 0:
-            base = Tier(max(pend_base[i], other[i]))
-            labels.append(BlockLabel(Tier.SPLIT_PENDING, base, pend_ttl[i]))
-        elif other[i] >= 0:
-            labels.append(BlockLabel(Tier(other[i])))
-        else:
-            labels.append(None)
-    return labels
+            ids = [None if blk.is_null else blk.block_id for blk in blocks]
+            label_request_blocks(
+                self.tier_queue, ids, payload.hints, payload.session, manager.block_size
+            )
 
 
 class AsyncTierScheduler(TierScheduler, AsyncScheduler):
@@ -215,31 +172,24 @@ class AsyncTierScheduler(TierScheduler, AsyncScheduler):
 # -- engine-core utility methods -------------------------------------------------------------
 # vLLM serves a client's ``call_utility_async(name, *args)`` with
 # ``getattr(engine_core, name)(*args)`` in the engine-core process, on the thread that
-# runs the scheduler. EngineCore has no hook for new utilities, so the scheduler adds two
-# methods, under agentrt-prefixed names that vLLM does not use.
-
-
-def _tier_scheduler_of(engine_core: Any) -> TierScheduler:
-    sched: SchedulerInterface = engine_core.scheduler
-    if not isinstance(sched, TierScheduler):
-        raise RuntimeError(f"the engine runs {type(sched).__name__}, not TierScheduler")
-    return sched
+# runs the scheduler. EngineCore has no hook for new utilities, so the scheduler adds one
+# method, under an agentrt-prefixed name that vLLM does not use.
 
 
 def _tier_stats_utility(engine_core: Any) -> dict[str, Any]:
-    return _tier_scheduler_of(engine_core).tier_stats_payload()
-
-
-def _release_utility(engine_core: Any, sessions: list[str]) -> int:
-    return _tier_scheduler_of(engine_core).release_sessions(list(sessions))
+    sched: SchedulerInterface = engine_core.scheduler
+    if not isinstance(sched, TierScheduler):
+        raise RuntimeError(f"the engine runs {type(sched).__name__}, not TierScheduler")
+    return sched.tier_stats_payload()
 
 
 def _install_engine_utilities() -> None:
     from vllm.v1.engine.core import EngineCore
 
-    for name, fn in ((TIER_STATS_METHOD, _tier_stats_utility), (RELEASE_METHOD, _release_utility)):
-        existing = getattr(EngineCore, name, None)
-        if existing is None:
-            setattr(EngineCore, name, fn)
-        elif existing is not fn:
-            logger.warning("EngineCore.%s exists already; agentrt tier calls may misbehave", name)
+    existing = getattr(EngineCore, TIER_STATS_METHOD, None)
+    if existing is None:
+        setattr(EngineCore, TIER_STATS_METHOD, _tier_stats_utility)
+    elif existing is not _tier_stats_utility:
+        logger.warning(
+            "EngineCore.%s exists already; agentrt tier stats may misbehave", TIER_STATS_METHOD
+        )

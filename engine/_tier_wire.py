@@ -16,8 +16,7 @@ accepts both forms.
 
 ``release`` piggybacks on a request: the scheduler demotes those sessions' blocks when
 the request arrives, before it allocates anything. Eviction only happens when a request
-allocates, so a release delivered this way is exact where it matters. An in-process
-engine can release at once with :func:`release_sessions` instead.
+allocates, so a release delivered this way is exact where it matters.
 """
 
 from __future__ import annotations
@@ -43,8 +42,7 @@ ASYNC_TIER_SCHEDULER = "agentrt.engine._tier_scheduler.AsyncTierScheduler"
 """``scheduler_cls`` for vLLM with async scheduling on (the GPU default)."""
 
 TIER_STATS_METHOD = "agentrt_tier_stats"
-RELEASE_METHOD = "agentrt_release"
-"""Engine-core utility methods the scheduler registers (see ``_tier_scheduler``)."""
+"""Engine-core utility method the scheduler registers (see ``_tier_scheduler``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +68,6 @@ class TierPayload:
     def to_xargs(self) -> str:
         """The one-string form for ``vllm_xargs["agentrt"]`` of an OpenAI request."""
         return json.dumps(self.to_extra_args(), separators=(",", ":"))
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.hints or self.session or self.release)
 
 
 def encode_payload(
@@ -136,8 +130,8 @@ def payload_from_extra_args(extra_args: Mapping[str, Any] | None) -> TierPayload
 class PendingReleases:
     """Client-side queue of finished sessions, drained into the next request's payload.
 
-    For engines reached only through requests (a plain vLLM OpenAI server): each id is
-    sent exactly once, and the scheduler applies it before that request allocates.
+    Every engine releases this way (``EngineBase.release``): each id is sent exactly
+    once, and the scheduler applies it before that request allocates.
     """
 
     _ids: list[SessionId] = field(default_factory=list)
@@ -203,17 +197,19 @@ class TierSettings:
         )
 
 
+def encode_tier_stats(stats: Mapping[str, TierStats]) -> dict[str, Any]:
+    """The stats payload ``{"tiers": {name: TierStats.to_json()}}``: plain JSON values, so
+    it crosses vLLM's msgpack utility channel and HTTP alike."""
+    return {"tiers": {name: s.to_json() for name, s in stats.items()}}
+
+
 def decode_tier_stats(payload: Mapping[str, Any]) -> dict[str, TierStats]:
-    """Turn the engine's stats payload (``{"tiers": {name: {...}}}``) into TierStats."""
-    tiers = payload.get("tiers", {})
-    return {
-        t.name: TierStats(
-            cached_blocks=int(tiers.get(t.name, {}).get("cached_blocks", 0)),
-            evictions=int(tiers.get(t.name, {}).get("evictions", 0)),
-            hits=int(tiers.get(t.name, {}).get("hits", 0)),
-        )
-        for t in Tier
-    }
+    """Turn a stats payload (``{"tiers": {name: TierStats.to_json()}}``) into TierStats.
+
+    Every tier is present in the result; a tier the payload leaves out has zero counts.
+    """
+    tiers = payload.get("tiers") or {}
+    return {t.name: TierStats.from_json(tiers.get(t.name) or {}) for t in Tier}
 
 
 def merge_tier_stats(parts: Iterable[Mapping[str, TierStats]]) -> dict[str, TierStats]:
@@ -250,45 +246,3 @@ async def fetch_tier_stats(async_llm: Any) -> dict[str, TierStats]:
     """
     payloads = await _call_all(async_llm, TIER_STATS_METHOD)
     return merge_tier_stats(decode_tier_stats(p) for p in payloads)
-
-
-async def release_sessions(async_llm: Any, sessions: Sequence[str]) -> int:
-    """Demote finished runs' blocks now (SYSTEM blocks stay); returns blocks demoted.
-
-    Raises:
-        RuntimeError: the engine does not run the tier-aware scheduler.
-    """
-    counts = await _call_all(async_llm, RELEASE_METHOD, list(sessions))
-    return sum(int(c) for c in counts)
-
-
-async def tier_routes(request: Any, call_next: Any) -> Any:
-    """HTTP middleware for a vLLM OpenAI server: ``GET /agentrt/tiers``, ``POST /agentrt/release``.
-
-    Start the server with ``--middleware agentrt.engine._tier_wire.tier_routes``. Both routes
-    sit in front of vLLM's own middleware (including ``--api-key`` checks), so expose
-    them on trusted networks only. ``/agentrt/release`` takes ``{"sessions": [...]}``.
-    """
-    from starlette.responses import JSONResponse
-
-    path = request.url.path
-    if path not in ("/agentrt/tiers", "/agentrt/release"):
-        return await call_next(request)
-    client = request.app.state.engine_client
-    try:
-        if path == "/agentrt/tiers" and request.method == "GET":
-            stats = await fetch_tier_stats(client)
-            return JSONResponse({"tiers": {k: _stats_json(v) for k, v in stats.items()}})
-        if path == "/agentrt/release" and request.method == "POST":
-            body = await request.json()
-            sessions = body.get("sessions") if isinstance(body, dict) else None
-            if not isinstance(sessions, list) or not all(isinstance(s, str) for s in sessions):
-                return JSONResponse({"error": "body must be {'sessions': [str, ...]}"}, 400)
-            return JSONResponse({"released_blocks": await release_sessions(client, sessions)})
-    except RuntimeError as e:
-        return JSONResponse({"error": str(e)}, status_code=501)
-    return JSONResponse({"error": "method not allowed"}, status_code=405)
-
-
-def _stats_json(s: TierStats) -> dict[str, int]:
-    return {"cached_blocks": s.cached_blocks, "evictions": s.evictions, "hits": s.hits}

@@ -6,12 +6,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal, NewType
+from typing import Any, Literal, NewType, get_args
 
 RequestId = NewType("RequestId", str)
 SessionId = NewType("SessionId", str)
 
 FinishReason = Literal["stop", "length", "abort", "error"]
+
+ToolFormatName = Literal["hermes", "json", "llama3_json", "mistral"]
+"""How a model writes tool calls (see ``agentrt.engine.tool_format``)."""
+TOOL_FORMAT_NAMES: tuple[ToolFormatName, ...] = get_args(ToolFormatName)
 
 
 class Tier(IntEnum):
@@ -123,7 +127,7 @@ class ToolSchema:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallConstraint:
-    """Decode Hermes tool calls ``<tool_call>{"name", "arguments"}</tool_call>``.
+    """Decode tool calls written in ``format`` (its grammar; see ``ToolFormat``).
 
     ``required``: at least one call, and nothing but calls. Otherwise free text is
     allowed and every call the model opens is forced to parse and match a schema.
@@ -133,11 +137,17 @@ class ToolCallConstraint:
     tools: tuple[ToolSchema, ...]
     required: bool = True
     parallel: bool = True
+    format: ToolFormatName = "hermes"
     kind: Literal["tool_calls"] = "tool_calls"
 
     def __post_init__(self) -> None:
         if not self.tools:
             raise ValueError("ToolCallConstraint.tools must name at least one tool")
+        if self.format not in TOOL_FORMAT_NAMES:
+            raise ValueError(
+                f"ToolCallConstraint.format must be one of {list(TOOL_FORMAT_NAMES)}, "
+                f"got {self.format!r}"
+            )
 
 
 Constraint = JsonSchemaConstraint | RegexConstraint | ToolCallConstraint
@@ -162,14 +172,38 @@ class GenerateRequest:
     request_id: RequestId | None = None
 
     def __post_init__(self) -> None:
-        if not self.prompt:
-            raise ValueError("GenerateRequest.prompt must hold at least one token")
-        n = len(self.prompt)
-        for h in self.hints:
-            if h.end > n:
-                raise ValueError(f"hint [{h.start}, {h.end}) exceeds the prompt of {n} tokens")
+        _check_prompt("GenerateRequest", self.prompt, self.hints)
         if self.forced_output is not None and not self.forced_output:
             raise ValueError("GenerateRequest.forced_output must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillRequest:
+    """Compute and cache the KV of ``prompt`` without producing output (split prefill).
+
+    The fields mean what they mean in :class:`GenerateRequest`. Invariants: the prompt
+    holds at least one token and the hints lie within it. Kept apart from
+    ``GenerateRequest`` so prefill-only settings have a place to go.
+    """
+
+    prompt: tuple[int, ...]
+    hints: tuple[CacheHint, ...] = ()
+    session: SessionId | None = None
+    priority: int = 0
+    cache_salt: str | None = None
+    request_id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        _check_prompt("PrefillRequest", self.prompt, self.hints)
+
+
+def _check_prompt(kind: str, prompt: Sequence[int], hints: Sequence[CacheHint]) -> None:
+    if not prompt:
+        raise ValueError(f"{kind}.prompt must hold at least one token")
+    n = len(prompt)
+    for h in hints:
+        if h.end > n:
+            raise ValueError(f"{kind}.hints: [{h.start}, {h.end}) exceeds the prompt of {n} tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +255,39 @@ class PrefillStats:
 
 @dataclass(frozen=True, slots=True)
 class TierStats:
-    """Per-tier counts reported by the tier-aware scheduler."""
+    """Per-tier counts reported by the tier-aware scheduler.
+
+    Attributes:
+        cached_blocks: free blocks of the tier that still hold cached KV.
+        evictions: cached blocks of the tier reused for new content.
+        hits: free blocks of the tier that a prefix-cache hit took back.
+    """
 
     cached_blocks: int
     evictions: int
     hits: int
+
+    def to_json(self) -> dict[str, int]:
+        """The plain JSON form every transport uses (engine-core utility, HTTP, reports)."""
+        return {"cached_blocks": self.cached_blocks, "evictions": self.evictions, "hits": self.hits}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TierStats:
+        """Read :meth:`to_json`'s form; a missing count is 0.
+
+        Raises:
+            ValueError: naming the count that is not an integer.
+        """
+        counts: list[int] = []
+        for key in ("cached_blocks", "evictions", "hits"):
+            value = raw.get(key) or 0
+            if not isinstance(value, int | float | str):
+                raise ValueError(f"tier stats: {key} must be an integer, got {value!r}")
+            try:
+                counts.append(int(value))
+            except ValueError:
+                raise ValueError(f"tier stats: {key} must be an integer, got {value!r}") from None
+        return cls(*counts)
 
 
 @dataclass(frozen=True, slots=True)

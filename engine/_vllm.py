@@ -6,63 +6,29 @@ spawned process, so programs using this need an ``if __name__ == "__main__":`` g
 
 from __future__ import annotations
 
-import itertools
 import os
-import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._model import resolve_model
 from ._process_exit import unwind_on_sigterm
-from ._protocol import EngineError, PromptTooLongError
+from ._protocol import EngineError
 from ._tier_wire import fetch_tier_stats
 from ._tokenizer import ChatTokenizer
 from ._types import (
     EngineInfo,
     EngineStats,
-    FinishReason,
     GenerateRequest,
-    RequestId,
     RequestStats,
-    SessionId,
     TokenDelta,
 )
-from ._vllm_args import build_engine_args, cpu_env, sampling_params
+from ._vllm_args import EngineOptions, build_engine_args, cpu_env, sampling_params
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """How to start the embedded engine. Defaults suit a small CPU machine.
-
-    Attributes:
-        model: a local Hugging Face model folder, or None for the default model.
-        max_model_len: context length in tokens.
-        kv_cache_bytes: memory for the KV cache (on CPU this sets the cache size).
-        block_size: tokens per KV block (None: vLLM's default, 128 on CPU, 16 on GPU).
-        enforce_eager: skip torch.compile (starts in ~20 s instead of ~60 s on CPU).
-        dtype: "auto" picks float32 on CPUs without native bf16, else the model's dtype.
-        cache_hints: use the tier-aware scheduler (False: vLLM's plain LRU, the baseline).
-        max_num_seqs: concurrent sequences per step (None: vLLM's default).
-        extra: further ``AsyncEngineArgs`` fields, passed through unchanged.
-    """
-
-    model: str | None = None
-    max_model_len: int = 4096
-    kv_cache_bytes: int = 512 * 2**20
-    block_size: int | None = None
-    enforce_eager: bool = True
-    dtype: str = "auto"
-    cache_hints: bool = True
-    max_num_seqs: int | None = None
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class VLLMEngine(EngineBase):
@@ -70,15 +36,12 @@ class VLLMEngine(EngineBase):
 
     Invariants: every request sent to vLLM carries a unique id; a stream that is closed
     before its last delta aborts its vLLM request; ``aclose`` shuts the engine core down.
+    Releases ride with the next request (``EngineBase.release``).
     """
 
     def __init__(self, llm: AsyncLLM, tokenizer: ChatTokenizer, info: EngineInfo) -> None:
+        super().__init__(tokenizer, info)
         self._llm: AsyncLLM | None = llm
-        self._tokenizer = tokenizer
-        self._info = info
-        self._ids = itertools.count()
-        self._prefix = uuid.uuid4().hex[:8]
-        self._pending_release: list[SessionId] = []
         self._queries0, self._hits0 = self._prefix_counters()
 
     @classmethod
@@ -109,37 +72,20 @@ class VLLMEngine(EngineBase):
         return cls(llm, ChatTokenizer.from_folder(folder), info)
 
     @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self._tokenizer
-
-    @property
-    def info(self) -> EngineInfo:
-        return self._info
-
-    @property
     def async_llm(self) -> AsyncLLM:
         """The underlying vLLM engine (for benchmarks that compare against it)."""
         if self._llm is None:
             raise EngineError("engine is closed")
         return self._llm
 
-    def _new_id(self, request: GenerateRequest) -> RequestId:
-        return request.request_id or RequestId(f"agentrt-{self._prefix}-{next(self._ids)}")
-
-    def _check(self, request: GenerateRequest) -> None:
-        if len(request.prompt) >= self._info.max_model_len:
-            raise PromptTooLongError(len(request.prompt), self._info.max_model_len)
-
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
-        self._check(request)
+        rid = self._accept(request)
         from vllm.inputs.engine import tokens_input
 
-        rid = self._new_id(request)
-        release, self._pending_release = self._pending_release, []
         params = sampling_params(
             request,
-            release,
-            self._info.max_model_len,
+            self._take_releases(),
+            self._max_output_tokens(request),
             structured=structured_outputs_args(request.constraint) if request.constraint else None,
             hints=self._info.supports_hints,
         )
@@ -148,7 +94,6 @@ class VLLMEngine(EngineBase):
         first: float | None = None
         n_out = 0
         cached = 0
-        finish: FinishReason = "abort"
         queue_s: float | None = None
         stream = self.async_llm.generate(prompt, params, rid, priority=request.priority)
         try:
@@ -164,25 +109,21 @@ class VLLMEngine(EngineBase):
                 if not out.finished:
                     yield TokenDelta(ids, comp.text, t)
                     continue
-                finish = _finish_reason(comp.finish_reason, request, ids, self._tokenizer.im_end_id)
+                finish, error = self._finish_reason(request, comp.finish_reason, n_out)
                 m = out.metrics
                 scheduled = getattr(m, "scheduled_ts", 0.0) if m is not None else 0.0
                 queued = getattr(m, "queued_ts", 0.0) if m is not None else 0.0
                 if scheduled and queued:
                     queue_s = max(0.0, float(scheduled) - float(queued))
+                n_in = len(request.prompt)
                 stats = RequestStats(
-                    rid, len(request.prompt), cached, n_out, finish, arrival, first, t, queue_s
+                    rid, n_in, cached, n_out, finish, arrival, first, t, queue_s, error
                 )
                 yield TokenDelta(ids, comp.text, t, stats)
                 return
         finally:
             # Closing vLLM's generator aborts the request inside vLLM if it is still running.
             await stream.aclose()
-
-    async def release(self, session: SessionId) -> None:
-        # Delivered with the next request: eviction only happens when a request allocates.
-        if self._info.supports_hints:
-            self._pending_release.append(session)
 
     def _prefix_counters(self) -> tuple[int, int]:
         try:
@@ -235,13 +176,3 @@ class VLLMEngine(EngineBase):
 
 def _already_shut_down(timeout: float | None = None) -> None:
     return None
-
-
-def _finish_reason(
-    raw: str | None, req: GenerateRequest, last: tuple[int, ...], eos: int
-) -> FinishReason:
-    if req.forced_output is not None:
-        return "stop" if req.forced_output[-1] == eos else "length"
-    if raw in ("stop", "length", "abort", "error"):
-        return raw  # type: ignore[return-value]
-    return "error" if raw else "stop"

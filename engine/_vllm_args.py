@@ -1,4 +1,5 @@
-"""Translation of agentrt settings and requests into vLLM's engine args and SamplingParams.
+"""The embedded engine's options, and their translation (and of requests) into vLLM's
+engine args and SamplingParams.
 
 Kept apart from the engine class so the HTTP server entry point and the benchmarks
 build vLLM exactly the same way. Imports vLLM only inside the functions.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +20,35 @@ if TYPE_CHECKING:
     from vllm import SamplingParams
     from vllm.engine.arg_utils import AsyncEngineArgs
 
-    from ._vllm import EngineOptions
-
 FORCED_PROCESSOR = "agentrt.engine._forced:ForcedOutputProcessor"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How to start the embedded engine. Defaults suit a small CPU machine.
+
+    Attributes:
+        model: a local Hugging Face model folder, or None for the default model.
+        max_model_len: context length in tokens.
+        kv_cache_bytes: memory for the KV cache (on CPU this sets the cache size).
+        block_size: tokens per KV block (None: vLLM's default, 128 on CPU, 16 on GPU).
+        enforce_eager: skip torch.compile (starts in ~20 s instead of ~60 s on CPU).
+        dtype: "auto" picks float32 on CPUs without native bf16, else the model's dtype.
+        cache_hints: use the tier-aware scheduler (False: vLLM's plain LRU, the baseline).
+        max_num_seqs: concurrent sequences per step (None: vLLM's default).
+        extra: further ``AsyncEngineArgs`` fields, passed through unchanged.
+    """
+
+    model: str | None = None
+    max_model_len: int = 4096
+    kv_cache_bytes: int = 512 * 2**20
+    block_size: int | None = None
+    enforce_eager: bool = True
+    dtype: str = "auto"
+    cache_hints: bool = True
+    max_num_seqs: int | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.cache
@@ -111,23 +139,19 @@ def agentrt_extra_args(
 def sampling_params(
     request: GenerateRequest,
     release: Sequence[SessionId],
-    max_model_len: int,
+    max_tokens: int,
     *,
     structured: dict[str, Any] | None,
     hints: bool,
 ) -> SamplingParams:
-    """vLLM sampling parameters for one request (streamed as deltas)."""
+    """vLLM sampling parameters for one request (streamed as deltas).
+
+    ``max_tokens`` is the request's output budget (``EngineBase._max_output_tokens``).
+    """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     s = request.sampling
-    max_tokens = s.max_tokens
-    ignore_eos = s.ignore_eos
-    if request.forced_output is not None:
-        # The processor picks every token; EOS inside the forced run must not stop it early.
-        max_tokens = len(request.forced_output)
-        ignore_eos = True
-    max_tokens = max(1, min(max_tokens, max_model_len - len(request.prompt)))
     extra = agentrt_extra_args(request, release, hints=hints)
     return SamplingParams(
         max_tokens=max_tokens,
@@ -135,7 +159,8 @@ def sampling_params(
         top_p=s.top_p,
         seed=s.seed,
         stop=list(s.stop) or None,
-        ignore_eos=ignore_eos,
+        # The forced-output processor picks every token; an EOS inside must not stop it.
+        ignore_eos=s.ignore_eos or request.forced_output is not None,
         output_kind=RequestOutputKind.DELTA,
         structured_outputs=StructuredOutputsParams(**structured) if structured else None,
         extra_args=extra or None,

@@ -10,6 +10,29 @@ venv="${AGENTRT_VENV:-$root/.venv}"
 python_bin="${PYTHON:-python3.11}"
 command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
 
+# The python and shell tools run their processes in bubblewrap's sandbox when it is
+# installed (agentrt/tools/_sandbox.py); without it they fall back to weaker isolation
+# and say so. Installing it is best effort: the set-up never fails on it.
+if ! command -v bwrap >/dev/null 2>&1; then
+    apt_get=""
+    if command -v apt-get >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt_get="apt-get"
+        elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            apt_get="sudo apt-get"
+        fi
+    fi
+    if [ -n "$apt_get" ]; then
+        echo "[setup] installing bubblewrap (the sandbox of the python and shell tools)"
+        $apt_get install -y -qq bubblewrap >/dev/null 2>&1 \
+            || { $apt_get update -qq >/dev/null 2>&1 && $apt_get install -y -qq bubblewrap >/dev/null 2>&1; } \
+            || echo "[setup] warning: could not install bubblewrap; the python and shell tools will use weaker isolation"
+    else
+        echo "[setup] warning: bubblewrap (bwrap) is missing and cannot be installed here (no apt-get, or no root);" \
+             "the python and shell tools will use weaker isolation"
+    fi
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
     echo "[setup] creating virtual environment in $venv"
     "$python_bin" -m venv "$venv"

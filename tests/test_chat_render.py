@@ -1,4 +1,5 @@
-"""The token-log invariant: rendering message by message equals rendering all at once."""
+"""The token-log invariant: rendering message by message equals rendering all at once, in
+every tool format, and only the template puts chat markers into a conversation."""
 
 from __future__ import annotations
 
@@ -10,20 +11,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentrt.engine import (
+    TOOL_FORMAT_NAMES,
     ByteCodec,
     ChatMessage,
     ChatTokenizer,
     ToolCallPart,
+    ToolFormatName,
     ToolSchema,
     prepare_default_model,
     render_with_template,
 )
-from agentrt.engine._chat import message_to_openai, render_segments, tool_schema_json
+from agentrt.engine._chat import message_to_openai, render_text, tool_schema_json
+from agentrt.engine._formats import tool_format
 
 # Text that includes the characters most likely to break token boundaries: newlines,
-# spaces, JSON punctuation, tags, non-ASCII, and the chat markers' look-alikes.
+# spaces, JSON punctuation, tags, non-ASCII, the chat markers and their look-alikes.
 _text = st.lists(
-    st.sampled_from([*'ab xyz\n\t{}[]":,<>/_-.!?0123456789éü中😀', "<tool_call>", "im_", " the"]),
+    st.sampled_from(
+        [
+            *'ab xyz\n\t{}[]":,<>/_-.!?0123456789éü中😀',
+            "<tool_call>",
+            "[TOOL_CALLS]",
+            "<|im_start|>",
+            "<|im_end|>",
+            "<|endoftext|>",
+            "im_",
+            " the",
+        ]
+    ),
     max_size=25,
 ).map("".join)
 _json_value = st.recursive(
@@ -73,18 +88,26 @@ def _messages(system: str | None, rest: list[ChatMessage]) -> list[ChatMessage]:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(_conversation)
-def test_segments_concatenate_to_the_whole_conversation(
+@given(_conversation, st.sampled_from(TOOL_FORMAT_NAMES))
+def test_segments_concatenate_and_hold_only_the_templates_markers(
     model_tokenizer: ChatTokenizer,
     conv: tuple[str | None, list[ChatMessage], list[ToolSchema], bool],
+    fmt: ToolFormatName,
 ) -> None:
     system, rest, tools, gen = conv
     msgs = _messages(system, rest)
-    for tok in (model_tokenizer, ChatTokenizer(ByteCodec())):
+    for base in (model_tokenizer, ChatTokenizer(ByteCodec())):
+        tok = base.with_tool_format(fmt)
         segments = tok.render_segment_ids(msgs, tools, gen)
         assert [t for seg in segments for t in seg] == tok.render(msgs, tools, gen)
+        # Each segment opens one turn and (but the generation prompt) closes it, whatever
+        # the messages hold.
+        for seg in segments:
+            assert seg[0] == tok.im_start_id and seg.count(tok.im_start_id) == 1
+        closes = [seg.count(tok.im_end_id) for seg in segments]
+        assert closes == [1] * (len(segments) - gen) + [0] * gen
 
 
 @settings(max_examples=300, deadline=None)
@@ -97,7 +120,7 @@ def test_segment_text_matches_the_shipped_jinja_template(
     via_template = render_with_template(
         [message_to_openai(m) for m in msgs], [tool_schema_json(t) for t in tools], gen
     )
-    assert "".join(render_segments(msgs, tools, gen)) == via_template
+    assert render_text(msgs, tools, gen, tool_format("hermes")) == via_template
 
 
 def test_template_accepts_arguments_as_objects_like_vllm_passes_them() -> None:

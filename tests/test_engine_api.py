@@ -15,6 +15,7 @@ from agentrt.engine import (
     Engine,
     GenerateRequest,
     JsonSchemaConstraint,
+    PrefillRequest,
     PromptTooLongError,
     SamplingOptions,
     TokenDelta,
@@ -60,7 +61,7 @@ async def test_stream_is_ordered_and_timestamped(engine: Engine) -> None:
 async def test_prefill_then_generate_hits_whole_blocks_of_the_prefix(engine: Engine) -> None:
     bs = engine.info.block_size
     prefix = unique_prompt(2 * bs + 37)
-    pf = await engine.prefill(prefix)
+    pf = await engine.prefill(PrefillRequest(prefix))
     assert pf.prompt_tokens == len(prefix) and pf.cached_tokens == 0
     deltas = await collect(
         engine, GenerateRequest(prefix + unique_prompt(20), SamplingOptions(max_tokens=2))
@@ -73,7 +74,7 @@ async def test_prefill_then_generate_hits_whole_blocks_of_the_prefix(engine: Eng
 async def test_different_cache_salt_gets_no_hit(engine: Engine) -> None:
     bs = engine.info.block_size
     prompt = unique_prompt(2 * bs + 10)
-    await engine.prefill(prompt, cache_salt="tenant-a")
+    await engine.prefill(PrefillRequest(prompt, cache_salt="tenant-a"))
     other = await collect(
         engine, GenerateRequest(prompt, SamplingOptions(max_tokens=1), cache_salt="tenant-b")
     )

@@ -24,8 +24,8 @@ from vllm.v1.core.kv_cache_utils import (
 from vllm.v1.request import Request
 
 from agentrt.engine import CacheHint, Tier
-from agentrt.engine._tier_queue import BlockLabel, TieredFreeBlockQueue
-from agentrt.engine._tier_scheduler import block_labels
+from agentrt.engine._tier_labels import BlockLabel, block_labels
+from agentrt.engine._tier_queue import TieredFreeBlockQueue
 
 BS = 4
 init_none_hash(sha256)

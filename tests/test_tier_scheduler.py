@@ -1,8 +1,6 @@
 """The tier-aware vLLM scheduler without a model: hints to block labels, releases, stats, wire.
 
-A real ``TierScheduler`` is built from a hand-made ``VllmConfig`` (a ``config.json`` in a
-temporary folder, no weights, no tokenizer) and driven with fake model outputs, the way
-vLLM's own scheduler tests do. Block size 4, 20 blocks: block 0 is vLLM's null block.
+A real ``TierScheduler`` built from a hand-made ``VllmConfig`` (``scheduler_helpers``).
 """
 
 from __future__ import annotations
@@ -14,130 +12,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from vllm import SamplingParams
-from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+from scheduler_helpers import NUM_BLOCKS, Driver, make_scheduler, write_model_dir
+from vllm.config import SchedulerConfig
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
-from vllm.utils.hashing import sha256
-from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.engine import EngineCoreOutputs, UtilityOutput
 from vllm.v1.engine.core import EngineCore, EngineCoreProc
-from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
-from vllm.v1.outputs import ModelRunnerOutput
-from vllm.v1.request import Request, RequestStatus
 from vllm.v1.serial_utils import MsgpackDecoder, MsgpackEncoder, UtilityResult
-from vllm.v1.structured_output import StructuredOutputManager
 
 from agentrt.engine import CacheHint, SessionId, Tier, TierStats
+from agentrt.engine._tier_labels import BlockLabel, prefix_monotone
 from agentrt.engine._tier_scheduler import AsyncTierScheduler, TierScheduler
 from agentrt.engine._tier_wire import (
     ASYNC_TIER_SCHEDULER,
-    RELEASE_METHOD,
     TIER_SCHEDULER,
     TIER_STATS_METHOD,
     PendingReleases,
     TierPayload,
     TierSettings,
     decode_payload,
+    decode_tier_stats,
     encode_payload,
+    encode_tier_stats,
     fetch_tier_stats,
     payload_from_extra_args,
-    release_sessions,
-    tier_routes,
 )
-
-BS = 4
-NUM_BLOCKS = 20
-init_none_hash(sha256)
-_hasher = get_request_block_hasher(BS, sha256)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder holding only a config: enough for VllmConfig, no weights needed."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "num_hidden_layers": 1,
-        "vocab_size": 1000,
-        "max_position_embeddings": 512,
-        "rms_norm_eps": 1e-5,
-        "torch_dtype": "float32",
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
-def make_scheduler(
-    model_dir: Path, cls: type[Scheduler] = TierScheduler, **additional: Any
-) -> Scheduler:
-    model = ModelConfig(
-        model=str(model_dir), skip_tokenizer_init=True, dtype="float32", max_model_len=256
-    )
-    sched = SchedulerConfig(
-        max_num_seqs=16, max_num_batched_tokens=256, max_model_len=256, is_encoder_decoder=False
-    )
-    cache = CacheConfig(block_size=BS, enable_prefix_caching=True)
-    cache.num_gpu_blocks = NUM_BLOCKS
-    config = VllmConfig(
-        model_config=model,
-        scheduler_config=sched,
-        cache_config=cache,
-        additional_config={"agentrt": additional} if additional else {},
-    )
-    spec = FullAttentionSpec(block_size=BS, num_kv_heads=1, head_size=1, dtype=torch.float32)
-    kv = KVCacheConfig(
-        num_blocks=NUM_BLOCKS,
-        kv_cache_tensors=[],
-        kv_cache_groups=[KVCacheGroupSpec(["layer0"], spec)],
-    )
-    return cls(
-        vllm_config=config,
-        kv_cache_config=kv,
-        structured_output_manager=StructuredOutputManager(config),
-        block_size=BS,
-        log_stats=True,
-    )
-
-
-class Driver:
-    """Feeds a scheduler requests and fake model outputs (every request samples token 7)."""
-
-    def __init__(self, sched: Scheduler) -> None:
-        self.sched = sched
-        self.blocks: dict[str, list[int]] = {}
-
-    def add(self, rid: str, tokens: list[int], max_tokens: int = 1, payload: Any = None) -> None:
-        extra = None if payload is None else {"agentrt": payload}
-        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True, extra_args=extra)
-        self.sched.add_request(Request(rid, tokens, params, None, block_hasher=_hasher))
-
-    def step(self) -> None:
-        out = self.sched.schedule()
-        ids = list(out.num_scheduled_tokens)
-        for rid in ids:
-            (self.blocks[rid],) = self.sched.kv_cache_manager.get_block_ids(rid)
-        result = ModelRunnerOutput(
-            req_ids=ids,
-            req_id_to_index={r: i for i, r in enumerate(ids)},
-            sampled_token_ids=[[7] for _ in ids],
-        )
-        self.sched.update_from_output(out, result)
-
-    def abort(self, rid: str) -> None:
-        self.sched.finish_requests(rid, RequestStatus.FINISHED_ABORTED)
-
-    def free_order(self) -> list[int]:
-        return [
-            b.block_id
-            for b in self.sched.kv_cache_manager.block_pool.free_block_queue.get_all_free_blocks()
-        ]
+    return write_model_dir(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def tiers(sched: Scheduler, block_ids: list[int]) -> list[Tier]:
@@ -357,7 +261,7 @@ def _engine_core_with(sched: Scheduler) -> EngineCore:
     return core
 
 
-def test_stats_and_release_are_engine_core_utilities(model_dir: Path) -> None:
+def test_stats_are_an_engine_core_utility(model_dir: Path) -> None:
     sched = make_scheduler(model_dir)
     d = Driver(sched)
     d.add("a", list(range(16)), payload=TierPayload(hints=HINTS, session=SessionId("s")).to_xargs())
@@ -366,7 +270,9 @@ def test_stats_and_release_are_engine_core_utilities(model_dir: Path) -> None:
     payload = getattr(core, TIER_STATS_METHOD)()
     json.dumps(payload)  # plain JSON values: safe for vLLM's msgpack transport
     assert payload["tiers"]["SYSTEM"] == {"cached_blocks": 2, "evictions": 0, "hits": 0}
-    assert getattr(core, RELEASE_METHOD)(["s"]) == 2
+    assert decode_tier_stats(encode_tier_stats(sched.tier_queue.stats())) == (
+        sched.tier_queue.stats()
+    )
     with pytest.raises(RuntimeError, match="not TierScheduler"):
         getattr(_engine_core_with(make_scheduler(model_dir, Scheduler)), TIER_STATS_METHOD)()
 
@@ -404,7 +310,7 @@ class _FakeLLM:
 
 
 @pytest.mark.anyio
-async def test_client_helpers_fetch_stats_and_release(model_dir: Path) -> None:
+async def test_client_helper_fetches_stats(model_dir: Path) -> None:
     sched = make_scheduler(model_dir)
     d = Driver(sched)
     d.add("a", list(range(16)), payload=TierPayload(hints=HINTS, session=SessionId("s")).to_xargs())
@@ -413,33 +319,10 @@ async def test_client_helpers_fetch_stats_and_release(model_dir: Path) -> None:
     stats = await fetch_tier_stats(llm)
     assert stats["SYSTEM"] == TierStats(cached_blocks=2, evictions=0, hits=0)
     assert stats["TOOL_OUTPUT"] == TierStats(cached_blocks=1, evictions=0, hits=0)
-    assert await release_sessions(llm, ["s"]) == 2
+    assert sched.release_sessions(["s"]) == 2
     assert (await fetch_tier_stats(llm))["SCRATCH"].cached_blocks == 2
     with pytest.raises(RuntimeError, match="TierScheduler"):
         await fetch_tier_stats(_FakeLLM(_engine_core_with(make_scheduler(model_dir, Scheduler))))
-
-
-def test_http_routes_serve_stats_and_release(model_dir: Path) -> None:
-    from fastapi import FastAPI
-    from fastapi.responses import PlainTextResponse
-    from fastapi.testclient import TestClient
-
-    sched = make_scheduler(model_dir)
-    d = Driver(sched)
-    d.add("a", list(range(16)), payload=TierPayload(hints=HINTS, session=SessionId("s")).to_xargs())
-    d.step()
-    app = FastAPI()  # vLLM's OpenAI server is a FastAPI app
-    app.get("/v1/models", response_class=PlainTextResponse)(lambda: "vllm")
-    app.middleware("http")(tier_routes)  # what vLLM's --middleware option does
-    app.state.engine_client = _FakeLLM(_engine_core_with(sched))
-    with TestClient(app) as http:
-        tiers = http.get("/agentrt/tiers").json()["tiers"]
-        assert tiers["SYSTEM"] == {"cached_blocks": 2, "evictions": 0, "hits": 0}
-        assert http.post("/agentrt/release", json={"sessions": ["s"]}).json() == {
-            "released_blocks": 2
-        }
-        assert http.post("/agentrt/release", json={"sessions": "s"}).status_code == 400
-        assert http.get("/v1/models").text == "vllm"  # everything else passes through
 
 
 # -- wire format -------------------------------------------------------------------------
@@ -494,8 +377,6 @@ def test_pending_releases_are_sent_once() -> None:
 
 
 def test_a_later_block_never_outranks_an_earlier_one() -> None:
-    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
-
     S, U, D, T = Tier.SYSTEM, Tier.USER_QUERY, Tier.DEFAULT, Tier.TOOL_OUTPUT
     got = prefix_monotone(
         [BlockLabel(S), BlockLabel(U), BlockLabel(D), BlockLabel(T), BlockLabel(D)]
@@ -504,8 +385,6 @@ def test_a_later_block_never_outranks_an_earlier_one() -> None:
 
 
 def test_pending_blocks_keep_pending_but_their_bases_become_monotone() -> None:
-    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
-
     P = Tier.SPLIT_PENDING
     got = prefix_monotone(
         [
@@ -525,8 +404,6 @@ def test_pending_blocks_keep_pending_but_their_bases_become_monotone() -> None:
 
 
 def test_a_pending_block_after_a_settled_one_is_capped_to_it() -> None:
-    from agentrt.engine._tier_queue import BlockLabel, prefix_monotone
-
     got = prefix_monotone(
         [BlockLabel(Tier.DEFAULT), BlockLabel(Tier.SPLIT_PENDING, Tier.SYSTEM, 1.0)]
     )

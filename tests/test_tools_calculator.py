@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agentrt.tools import ToolFailure, calculator, convert_units
-from agentrt.tools._calculator import calculate, evaluate
+from agentrt.tools._calculator import calculate, evaluate, split_conversion
 
 
 @pytest.mark.parametrize(
@@ -144,3 +145,38 @@ async def test_tool_is_side_effect_free_and_describes_its_syntax() -> None:
 def test_results_are_finite_numbers() -> None:
     value = evaluate("exp(700)")
     assert isinstance(value, float) and math.isfinite(value)
+
+
+@pytest.mark.parametrize("text", ["a" * 20_000, "1 " + "a" * 20_000 + " in mi", " " * 20_000 + "x"])
+def test_an_overlong_expression_is_refused_before_any_parsing(text: str) -> None:
+    # The unit-conversion pattern used to run first: 20,000 letters took seconds.
+    started = time.perf_counter()
+    with pytest.raises(ToolFailure, match="expression: longer than 1,000 characters"):
+        calculate(text)
+    assert time.perf_counter() - started < 0.05
+
+
+_UNIT_NAME = st.from_regex(r"[A-Za-z][A-Za-z_]{0,8}", fullmatch=True)
+
+
+@given(
+    value=st.from_regex(r"[0-9(][0-9+*/ ().]{0,20}[0-9)]", fullmatch=True),
+    src=_UNIT_NAME,
+    word=st.sampled_from(["in", "to", "into", "as"]),
+    dst=_UNIT_NAME,
+    gap=st.sampled_from([" ", "", "  "]),
+)
+def test_conversions_split_into_value_and_units(
+    value: str, src: str, word: str, dst: str, gap: str
+) -> None:
+    assert split_conversion(f"{value}{gap}{src} {word} {dst}") == (value.strip(), src, dst)
+
+
+@given(st.text(max_size=300))
+def test_splitting_never_fails_and_keeps_the_value_nonempty(text: str) -> None:
+    split = split_conversion(text)
+    if split is not None:
+        value, src, dst = split
+        assert value and value == value.strip()
+        assert not src.startswith("_") and not dst.startswith("_")
+        assert text.rstrip().endswith(dst)

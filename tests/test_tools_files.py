@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agentrt.tools import FileLimits, Tool, ToolFailure, file_tools
@@ -192,3 +196,116 @@ def test_file_tools_are_side_effect_free_with_latency_guesses(layout: Path) -> N
 def test_root_must_be_an_existing_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an existing directory"):
         file_tools(tmp_path / "nope")
+
+
+async def _longest_stall_while(call: Awaitable[str]) -> tuple[str, float]:
+    """Run ``call`` while a ticker measures the longest time the event loop stood still."""
+    longest = 0.0
+    done = anyio.Event()
+    result: list[str] = []
+
+    async def tick() -> None:
+        nonlocal longest
+        last = anyio.current_time()
+        while not done.is_set():
+            await anyio.sleep(0.01)
+            now = anyio.current_time()
+            longest = max(longest, now - last)
+            last = now
+
+    async def run() -> None:
+        try:
+            result.append(await call)
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        tg.start_soon(run)
+    return result[0], longest
+
+
+@pytest.mark.anyio
+async def test_a_catastrophic_regex_neither_stalls_the_process_nor_the_search(
+    layout: Path,
+) -> None:
+    # (a+)+$ against "aaa...ab" backtracks 2**n ways in Python's re (seconds at n = 26,
+    # minutes at n = 30, with the GIL held, so no timeout or other task could run
+    # meanwhile). The bounds below are wide so that a loaded machine cannot fail them.
+    (layout / "evil.txt").write_text(("a" * 30 + "b\n") * 3)
+    search = _tools(layout)["search_files"]
+    started = anyio.current_time()
+    with anyio.fail_after(10):
+        hits, stall = await _longest_stall_while(
+            search.invoke({"pattern": "(a+)+$", "regex": True, "path": "evil.txt"})
+        )
+    assert hits == "no matches"
+    assert anyio.current_time() - started < 5.0
+    assert stall < 2.0, f"the event loop stood still for {stall:.2f} s"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)b", r"(?<!a)b", r"a\Z"])
+async def test_a_regex_re2_cannot_run_is_refused_without_falling_back(
+    layout: Path, pattern: str
+) -> None:
+    with pytest.raises(ToolFailure) as caught:
+        await _tools(layout)["search_files"].invoke({"pattern": pattern, "regex": True})
+    message = str(caught.value)
+    assert message.startswith("pattern: invalid regular expression (")
+    assert "RE2 syntax, which has no backreferences or look-around" in message
+
+
+@pytest.mark.anyio
+async def test_search_files_matches_case_insensitively_and_literally(layout: Path) -> None:
+    (layout / "mixed.txt").write_text("Price: $5 (approx.)\nprice 6\n")
+    tools = _tools(layout)
+    literal = await tools["search_files"].invoke({"pattern": "$5 (approx.)", "path": "mixed.txt"})
+    assert literal == "mixed.txt:1: Price: $5 (approx.)"
+    folded = await tools["search_files"].invoke(
+        {"pattern": "PRICE", "ignore_case": True, "path": "mixed.txt"}
+    )
+    assert folded.splitlines() == ["mixed.txt:1: Price: $5 (approx.)", "mixed.txt:2: price 6"]
+
+
+@pytest.fixture
+def fifo(layout: Path) -> Iterator[Path]:
+    """A named pipe in the workspace; unblocked at teardown should any reader still wait."""
+    path = layout / "pipe"
+    os.mkfifo(path)
+    yield path
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("tool_name", "arguments", "answer"),
+    [
+        ("read_file", {"path": "pipe"}, "path: 'pipe' is a named pipe (FIFO); only regular"),
+        ("search_files", {"pattern": "x", "path": "pipe"}, "path: 'pipe' is a named pipe (FIFO)"),
+        ("search_files", {"pattern": "alpha"}, "notes.txt:1: alpha"),
+        ("list_dir", {}, "pipe  (named pipe (FIFO), not readable)"),
+    ],
+)
+async def test_special_files_are_refused_or_skipped_never_opened_blocking(
+    layout: Path, fifo: Path, tool_name: str, arguments: dict[str, str], answer: str
+) -> None:
+    tool = _tools(layout)[tool_name]
+    with anyio.fail_after(3):
+        try:
+            text = await tool.invoke(arguments)
+        except ToolFailure as failure:
+            text = str(failure)
+    assert answer in text
+
+
+@pytest.mark.anyio
+async def test_a_device_node_in_the_workspace_is_refused(layout: Path) -> None:
+    try:
+        os.mknod(layout / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # like /dev/zero
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    with anyio.fail_after(3), pytest.raises(ToolFailure, match="is a character device"):
+        await _tools(layout)["read_file"].invoke({"path": "zero"})

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import textwrap
 from pathlib import Path
 
-import anyio
 import pytest
-from process_helpers import running
+from process_helpers import marked_processes, running
 
 from agentrt.tools import ProcessLimits, ToolFailure, python_tool
 
@@ -57,55 +54,6 @@ async def test_the_agents_environment_is_not_passed_on(monkeypatch: pytest.Monke
         {"code": "import os; print(os.environ.get('AGENTRT_TEST_SECRET'))"}
     )
     assert "--- stdout ---\nNone" in result
-
-
-@pytest.mark.anyio
-async def test_a_snippet_that_loops_forever_times_out_and_its_process_tree_is_gone() -> None:
-    code = textwrap.dedent(
-        f"""
-        import os, subprocess
-        child = subprocess.Popen([{sys.executable!r}, "-c", "import time; time.sleep(60)"])
-        print("pids", os.getpid(), child.pid, flush=True)
-        while True:
-            pass
-        """
-    )
-    tool = python_tool(limits=ProcessLimits(timeout_s=1.0, memory_bytes=256 * 2**20))
-    started = anyio.current_time()
-    with pytest.raises(
-        ToolFailure, match=r"timed out after 1\.\d s; the process and its children were killed"
-    ) as caught:
-        await tool.invoke({"code": code})
-    assert anyio.current_time() - started < 4.0
-    match = re.search(r"pids (\d+) (\d+)", str(caught.value))
-    assert match, f"partial output missing from {caught.value}"
-    parent, child = int(match[1]), int(match[2])
-    assert not running(parent)
-    assert not running(child)
-
-
-@pytest.mark.anyio
-async def test_cancelling_the_call_kills_the_process_tree(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pids"
-    code = textwrap.dedent(
-        f"""
-        import os, subprocess, time
-        child = subprocess.Popen([{sys.executable!r}, "-c", "import time; time.sleep(60)"])
-        with open({str(pid_file)!r}, "w") as f:
-            f.write(f"{{os.getpid()}} {{child.pid}}")
-        time.sleep(60)
-        """
-    )
-    tool = python_tool(limits=ProcessLimits(timeout_s=30.0, memory_bytes=256 * 2**20))
-    with anyio.move_on_after(5.0) as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(tool.invoke, {"code": code})
-            while not (pid_file.exists() and pid_file.read_text()):
-                await anyio.sleep(0.02)
-            tg.cancel_scope.cancel()
-    assert not scope.cancelled_caught, "the snippet never started"
-    pids = [int(p) for p in pid_file.read_text().split()]
-    assert pids and not any(running(pid) for pid in pids)
 
 
 @pytest.mark.anyio
@@ -162,12 +110,20 @@ def test_tool_metadata() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("timeout_s", 0.0), ("memory_bytes", 1024), ("max_output_bytes", 0), ("max_file_bytes", 0)],
+    [
+        ("timeout_s", 0.0),
+        ("memory_bytes", 1024),
+        ("max_processes", 1),
+        ("max_output_bytes", 0),
+        ("max_file_bytes", 0),
+        ("sandbox", "sometimes"),
+    ],
 )
-def test_limits_are_validated(field: str, value: float) -> None:
+def test_limits_are_validated(field: str, value: float | str) -> None:
     with pytest.raises(ValueError, match=f"ProcessLimits.{field}"):
         ProcessLimits(**{field: value})  # type: ignore[arg-type]
 
 
 def test_running_helper_sees_this_process() -> None:
     assert running(os.getpid())
+    assert marked_processes(f"marker-{os.getpid()}-absent") == []

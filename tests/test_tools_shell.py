@@ -79,7 +79,7 @@ async def test_commands_outside_the_allow_list_are_refused(
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "argument",
-    ["../secret.txt", "sub/../../secret.txt", "ABSOLUTE", "link", "--file=../secret.txt"],
+    ["../secret.txt", "sub/../../secret.txt", "ABSOLUTE", "link", "-- ../secret.txt"],
 )
 async def test_path_arguments_outside_the_workspace_are_refused(
     workspace: Path, argument: str

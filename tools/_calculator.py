@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import math
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -28,11 +27,10 @@ Number = int | float
 
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
-# "5 km in mi", "(1+2) lb to kg", "100 degF in degC"
-_CONVERSION = re.compile(
-    r"^\s*(?P<expr>.*?)\s*(?P<src>[A-Za-zµ°][A-Za-z_µ°]*)\s+(?:in|to|into|as)\s+"
-    r"(?P<dst>[A-Za-zµ°][A-Za-z_µ°]*)\s*$"
-)
+# "5 km in mi", "(1+2) lb to kg", "100 degF in degC": <expression><unit> <keyword> <unit>
+_CONVERSION_WORDS = frozenset({"in", "to", "into", "as"})
+_UNIT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyzµ°")
+_UNIT_CHARS = _UNIT_START | {"_"}
 
 
 def _number(value: Any, what: str) -> Number:
@@ -218,17 +216,46 @@ def evaluate(expression: str) -> Number:
         raise ToolFailure(f"math error: {exc}") from None
 
 
+def _is_unit_name(word: str) -> bool:
+    return bool(word) and word[0] in _UNIT_START and all(ch in _UNIT_CHARS for ch in word)
+
+
+def split_conversion(expression: str) -> tuple[str, str, str] | None:
+    """``(expression, from_unit, to_unit)`` of "<expression> <unit> in <unit>", else None.
+
+    One pass from the end of the text, linear in its length (a regular expression with a
+    lazy prefix took quadratic time here). The unit may be attached: "5km in mi".
+    """
+    parts = expression.rsplit(None, 2)
+    if len(parts) != 3 or parts[1] not in _CONVERSION_WORDS or not _is_unit_name(parts[2]):
+        return None
+    head = parts[0]
+    start = len(head)
+    while start > 0 and head[start - 1] in _UNIT_CHARS:
+        start -= 1
+    while start < len(head) and head[start] not in _UNIT_START:
+        start += 1  # a unit name starts with a letter, not "_"
+    value, src = head[:start].strip(), head[start:]
+    if not value or not src:
+        return None
+    return value, src, parts[2]
+
+
 def calculate(expression: str) -> str:
-    """Evaluate ``expression``; "<expr> <unit> in <unit>" converts units and names them."""
-    match = _CONVERSION.match(expression)
-    if match and match["expr"]:
-        src, dst = match["src"], match["dst"]
-        # A trailing name that is no unit (e.g. "pi") means this was not a conversion.
-        if src not in _CONSTANTS:
-            lookup_unit(src, field="from_unit")
-            value = evaluate(match["expr"])
-            converted = _checked(convert_units(value, src, dst))
-            return f"{format_number(value)} {src} = {format_number(converted)} {dst}"
+    """Evaluate ``expression``; "<expr> <unit> in <unit>" converts units and names them.
+
+    The length is checked before any parsing, so no input is expensive to refuse.
+    """
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ToolFailure(f"expression: longer than {MAX_EXPRESSION_CHARS:,} characters")
+    conversion = split_conversion(expression)
+    # A trailing name that is no unit (e.g. "pi") means this was not a conversion.
+    if conversion is not None and conversion[1] not in _CONSTANTS:
+        text, src, dst = conversion
+        lookup_unit(src, field="from_unit")
+        value = evaluate(text)
+        converted = _checked(convert_units(value, src, dst))
+        return f"{format_number(value)} {src} = {format_number(converted)} {dst}"
     return format_number(evaluate(expression))
 
 

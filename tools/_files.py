@@ -6,22 +6,16 @@ gives goes through ``Workspace.resolve`` and every answer is bounded in size.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ._search import BINARY_SNIFF_BYTES, SearchBounds, compile_pattern, is_binary, search
 from ._tool import Tool, ToolFailure, tool
-from ._workspace import Workspace
+from ._workspace import Workspace, file_kind, open_regular
 
-# Folders that are large, generated, and almost never what a text search is after.
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox"})
-_BINARY_SNIFF_BYTES = 8192
-_MAX_LINE_CHARS = 400  # one matching line of a minified file must not fill the answer
-_MAX_PATTERN_CHARS = 500
+_SEARCH_BUDGET_S = 20.0  # below search_files' 30 s timeout: the search stops on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +48,6 @@ class FileLimits:
                 raise ValueError(f"FileLimits.{name} must be positive, got {getattr(self, name)}")
 
 
-def _is_binary(head: bytes) -> bool:
-    return b"\0" in head[:_BINARY_SNIFF_BYTES]
-
-
 def _existing(workspace: Workspace, path: str, field: str) -> Path:
     resolved = workspace.resolve(path, field=field)
     if not resolved.exists():
@@ -81,8 +71,8 @@ def _skip_lines(f: BinaryIO, count: int) -> int:
 def _read_lines(
     target: Path, shown: str, start_line: int, max_lines: int | None, limit: int
 ) -> str:
-    with target.open("rb") as f:
-        if _is_binary(f.read(_BINARY_SNIFF_BYTES)):
+    with open_regular(target, shown=shown) as f:
+        if is_binary(f.read(BINARY_SNIFF_BYTES)):
             raise ToolFailure(f"path: {shown!r} is a binary file; only text files can be read")
         f.seek(0)
         skipped = _skip_lines(f, start_line - 1)
@@ -123,70 +113,15 @@ def _list(workspace: Workspace, target: Path, max_entries: int) -> str:
             lines.append(f"{entry.name}@")
         elif entry.is_dir():
             lines.append(f"{entry.name}/")
-        else:
+        elif entry.is_file():
             lines.append(f"{entry.name}  {entry.stat().st_size:,} bytes")
+        else:
+            lines.append(f"{entry.name}  ({file_kind(entry.stat().st_mode)}, not readable)")
     if len(entries) > max_entries:
         lines.append(f"[... {len(entries) - max_entries:,} more entries not shown]")
     if not lines:
         return f"{workspace.relative(target)} is empty"
     return "\n".join(lines)
-
-
-def _compile(pattern: str, regex: bool, ignore_case: bool) -> re.Pattern[str]:
-    if not pattern:
-        raise ToolFailure("pattern: must not be empty")
-    if len(pattern) > _MAX_PATTERN_CHARS:
-        raise ToolFailure(f"pattern: longer than {_MAX_PATTERN_CHARS} characters")
-    flags = re.IGNORECASE if ignore_case else 0
-    try:
-        return re.compile(pattern if regex else re.escape(pattern), flags)
-    except re.error as exc:
-        raise ToolFailure(f"pattern: invalid regular expression: {exc}") from None
-
-
-def _candidate_files(start: Path, glob: str) -> Iterator[Path]:
-    if start.is_file():
-        yield start
-        return
-    # followlinks=False: a linked folder could lead out of the workspace or into a cycle.
-    # A generator, so a search that hits its limits stops walking a huge tree early.
-    for folder, dirs, files in os.walk(start, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        for name in sorted(files):
-            if fnmatch.fnmatch(name, glob):
-                yield Path(folder, name)
-
-
-def _search(
-    workspace: Workspace, start: Path, matcher: re.Pattern[str], glob: str, limits: FileLimits
-) -> str:
-    hits: list[str] = []
-    files_read = 0
-    for path in _candidate_files(start, glob):
-        if not workspace.contains(path):
-            continue  # a symlinked file pointing out of the workspace
-        try:
-            if path.stat().st_size > limits.max_search_file_bytes:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue  # unreadable or vanished mid-walk: not the model's concern
-        files_read += 1
-        if _is_binary(data):
-            continue
-        shown = workspace.relative(path)
-        for line_no, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-            if matcher.search(line):
-                if len(hits) == limits.max_matches:
-                    hits.append(
-                        f"[... stopped after {limits.max_matches} matches; narrow the search]"
-                    )
-                    return "\n".join(hits)
-                hits.append(f"{shown}:{line_no}: {line[:_MAX_LINE_CHARS]}")
-        if files_read >= limits.max_search_files:
-            hits.append(f"[... stopped after reading {files_read:,} files; narrow the search]")
-            break
-    return "\n".join(hits) if hits else "no matches"
 
 
 def file_tools(root: str | os.PathLike[str], *, limits: FileLimits | None = None) -> list[Tool]:
@@ -204,6 +139,12 @@ def file_tools(root: str | os.PathLike[str], *, limits: FileLimits | None = None
     """
     workspace = Workspace.at(root)
     lim = limits or FileLimits()
+    bounds = SearchBounds(
+        max_matches=lim.max_matches,
+        max_file_bytes=lim.max_search_file_bytes,
+        max_files=lim.max_search_files,
+        budget_s=_SEARCH_BUDGET_S,
+    )
 
     @tool(name="read_file", timeout_s=10.0, expected_latency_s=0.005, side_effect_free=True)
     def read_file(path: str, start_line: int = 1, max_lines: int | None = None) -> str:
@@ -248,17 +189,19 @@ def file_tools(root: str | os.PathLike[str], *, limits: FileLimits | None = None
         """Search text files of the workspace for lines containing a pattern (like grep -rn).
 
         Answers one 'file:line: text' per matching line, or 'no matches'. Binary files,
-        very large files and folders such as .git and node_modules are skipped.
+        very large files, special files (pipes, devices) and folders such as .git and
+        node_modules are skipped.
 
         Args:
             pattern: the text to look for (a regular expression if regex is true).
             path: folder (searched recursively) or file to search, relative to the workspace root.
             glob: only search files whose name matches this pattern, e.g. '*.py'.
-            regex: treat pattern as a Python regular expression.
+            regex: treat pattern as a regular expression (RE2 syntax: no backreferences or
+                look-around).
             ignore_case: match regardless of letter case.
         """
-        matcher = _compile(pattern, regex, ignore_case)
+        matcher = compile_pattern(pattern, regex, ignore_case)
         start = _existing(workspace, path, "path")
-        return _search(workspace, start, matcher, glob, lim)
+        return search(workspace, start, matcher, glob, bounds)
 
     return [read_file, list_dir, search_files]

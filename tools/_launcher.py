@@ -8,12 +8,17 @@ agent runtime has them). Standard library only: it must not import the agent's p
 CONFIG is a JSON object:
     rlimits: {"AS": bytes, "CPU": seconds, "FSIZE": bytes, ...} set as soft = hard limits
     block_network: replace the socket API's internet operations with ones that raise
+    subreaper: become a child subreaper, so orphaned descendants stay below this process
+        (where the runner's supervisor counts and kills them) instead of leaving for init
     mode: "exec" (replace this process with ARGV) or "python" (run the file ARGV[0] here)
+
+Every child also gets ``no_new_privs``: no set-user-ID program can raise its privileges.
 """
 
 from __future__ import annotations
 
 import builtins
+import ctypes
 import errno
 import json
 import linecache
@@ -24,6 +29,15 @@ import traceback
 from typing import Any, NoReturn
 
 SNIPPET_NAME = "<snippet>"
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _prctl(option: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise SystemExit(f"launcher: prctl({option}) failed: {os.strerror(err)}")
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -110,6 +124,10 @@ def main(argv: list[str]) -> NoReturn:
         raise SystemExit(f"launcher: expected '--' after the configuration, got {argv[2]!r}")
     target = argv[3:]
     _set_limits(config.get("rlimits", {}))
+    if sys.platform == "linux":
+        _prctl(_PR_SET_NO_NEW_PRIVS)
+        if config.get("subreaper", False):
+            _prctl(_PR_SET_CHILD_SUBREAPER)
     if config.get("block_network", False):
         _block_network()
     if config["mode"] == "python":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import orjson
+
+from agentrt.engine._messages import to_tool_name
 
 from ._capture import truncate_text
 from ._tool import Tool, ToolFailure
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 _MAX_PAGES = 100  # a server whose tools/list cursor never ends cannot hang the mount
 _STDERR_TAIL_BYTES = 2_000
 DEFAULT_MAX_RESULT_BYTES = 100_000
-_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class MCPConnectionError(RuntimeError):
@@ -49,11 +49,8 @@ def _require_mcp() -> None:
 
 
 def _local_name(prefix: str, name: str) -> str:
-    """A name that satisfies ``Tool``'s pattern (MCP allows a wider alphabet)."""
-    local = _INVALID_NAME_CHARS.sub("_", f"{prefix}{name}")
-    if not re.match(r"[A-Za-z_]", local):
-        local = f"_{local}"
-    return local[:64]
+    """A name that satisfies the one tool-name pattern (MCP allows a wider alphabet)."""
+    return to_tool_name(f"{prefix}{name}")
 
 
 def _result_text(result: CallToolResult) -> str:

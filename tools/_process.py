@@ -1,118 +1,41 @@
-"""Running a child process under limits: time, memory, output size, network, and cleanup.
+"""Running a child process under limits: time, memory, processes, output, network, cleanup.
 
 The ``python`` and ``shell`` tools share this runner. The child starts in a new session
-(so its process group id is its pid) through ``_launcher.py``, which sets the resource
-limits inside the child. Whatever happens — normal exit, timeout, cancellation of the
-caller — the whole process group is killed with SIGKILL before the call returns, so no
-background child outlives its tool call (short of one that calls ``setsid`` itself).
+(its process group id is its pid) through ``_launcher.py``, which sets the per-process
+resource limits inside the child; where bubblewrap works, the launcher itself runs in the
+sandbox of ``_sandbox.py``. While it runs, ``_supervisor.py`` holds the call's memory and
+process count to ``ProcessLimits``. Whatever happens — normal exit, timeout, a limit,
+cancellation of the caller — every process of the call is killed with SIGKILL before the
+call returns: in the sandbox its PID namespace goes down with it; without the sandbox the
+process group is killed (and, while the launcher lives, the orphans re-parented to it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import anyio
+import anyio.to_thread
+from anyio import CancelScope
 from anyio.abc import ByteReceiveStream, Process
 
+from . import _supervisor
 from ._capture import OutputCapture
+from ._limits import LimitExceeded, ProcessLimits, ProcessResult
+from ._sandbox import LAUNCHER, Bind, Bubblewrap, NoSandbox, find_sandbox
+from ._tool import ToolFailure
 
-LAUNCHER = Path(__file__).with_name("_launcher.py")
 _REAP_TIMEOUT_S = 2.0  # a SIGKILLed process is reaped in milliseconds; this bounds the wait
 _DRAIN_GRACE_S = 1.0  # a setsid escapee may hold our pipes open; do not wait on it for long
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessLimits:
-    """Limits of one child process run by the ``python`` or ``shell`` tool.
-
-    Attributes:
-        timeout_s: wall-clock limit; the process group is killed when it passes.
-        memory_bytes: address-space limit (RLIMIT_AS) of each process; None: inherited.
-        max_output_bytes: the most bytes of stdout (and, separately, of stderr) returned;
-            the head and tail are kept around a truncation marker.
-        max_file_bytes: the largest file the process may write (RLIMIT_FSIZE); None: inherited.
-        isolate_network: run in a new network namespace when ``unshare`` allows it, and
-            (for Python) refuse socket use inside the interpreter. Best effort, not a sandbox.
-    """
-
-    timeout_s: float = 10.0
-    memory_bytes: int | None = 512 * 2**20
-    max_output_bytes: int = 32_000
-    max_file_bytes: int | None = 64 * 2**20
-    isolate_network: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise ValueError(f"ProcessLimits.timeout_s must be positive, got {self.timeout_s}")
-        if self.memory_bytes is not None and self.memory_bytes < 32 * 2**20:
-            # Below this the interpreter that applies the limits cannot even start.
-            raise ValueError(
-                f"ProcessLimits.memory_bytes must be at least 32 MiB, got {self.memory_bytes}"
-            )
-        if self.max_output_bytes <= 0:
-            raise ValueError(
-                f"ProcessLimits.max_output_bytes must be positive, got {self.max_output_bytes}"
-            )
-        if self.max_file_bytes is not None and self.max_file_bytes <= 0:
-            raise ValueError(
-                f"ProcessLimits.max_file_bytes must be positive, got {self.max_file_bytes}"
-            )
-
-    def rlimits(self) -> dict[str, int]:
-        """The resource limits the launcher sets in the child."""
-        # CPU time backs up the wall clock: if the agent dies, a busy orphan still stops.
-        limits = {"CPU": math.ceil(self.timeout_s) + 1, "CORE": 0}
-        if self.memory_bytes is not None:
-            limits["AS"] = self.memory_bytes
-        if self.max_file_bytes is not None:
-            limits["FSIZE"] = self.max_file_bytes
-        return limits
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessResult:
-    """How a limited process ended, and what it printed (each stream already bounded).
-
-    ``kind`` says which of ``exit_code`` (exited) and ``signal_name`` (killed) is set;
-    a timed-out process was killed by us and has neither.
-    """
-
-    kind: Literal["exited", "killed", "timed_out"]
-    exit_code: int | None
-    signal_name: str | None
-    stdout: str
-    stderr: str
-    pid: int
-    duration_s: float
-
-    def status_line(self) -> str:
-        """One line describing how the process ended."""
-        if self.kind == "exited":
-            return f"exit status {self.exit_code}"
-        if self.kind == "killed":
-            return f"killed by signal {self.signal_name}"
-        return f"timed out after {self.duration_s:.1f} s; the process and its children were killed"
-
-    def render(self) -> str:
-        """The result as the model reads it: status, then each non-empty stream."""
-        parts = [f"[{self.status_line()}]"]
-        for label, text in (("stdout", self.stdout), ("stderr", self.stderr)):
-            if text:
-                parts.append(f"--- {label} ---\n{text.rstrip(chr(10))}")
-        if not self.stdout and not self.stderr:
-            parts.append("(no output)")
-        return "\n".join(parts)
 
 
 class _NetworkIsolation:
@@ -201,6 +124,74 @@ async def _drain(
         done.set()
 
 
+async def _supervise(
+    root: int, skip_levels: int, limits: ProcessLimits, over: list[LimitExceeded], stop: CancelScope
+) -> None:
+    """Poll the call's processes until one of its limits is passed, then stop the wait."""
+    if limits.max_processes is None and limits.memory_bytes is None:
+        return
+    while True:
+        began = anyio.current_time()
+        seen = await anyio.to_thread.run_sync(_supervisor.usage, root, skip_levels)
+        passed = _supervisor.exceeded(limits, seen)
+        if passed is not None:
+            over.append(passed)
+            stop.cancel()
+            return
+        # A look reads all of /proc: on a busy machine, look less often than every
+        # POLL_S, so that watching costs at most a fifth of a core.
+        spent = anyio.current_time() - began
+        await anyio.sleep(max(_supervisor.POLL_S, 4 * spent))
+
+
+async def _isolation(limits: ProcessLimits) -> Bubblewrap | None:
+    """The sandbox to use, None for the weaker isolation.
+
+    Raises:
+        ToolFailure: the sandbox is required and does not work here.
+    """
+    if limits.sandbox == "off":
+        return None
+    found = await find_sandbox()
+    if isinstance(found, NoSandbox):
+        if limits.sandbox == "required":
+            raise ToolFailure(f"the sandbox is required but cannot be used: {found.reason}")
+        return None
+    return found
+
+
+async def _command(
+    limits: ProcessLimits,
+    mode: Literal["exec", "python"],
+    sandbox: Bubblewrap | None,
+    binds: Sequence[Bind],
+    cwd: Path,
+) -> list[str]:
+    rlimits = limits.rlimits()
+    if sandbox is not None and limits.max_processes is not None:
+        # Counted in the sandbox's own user namespace, so only the call's tasks count (and
+        # bwrap's init beside them). Not enforced for root; the supervisor still is.
+        rlimits["NPROC"] = limits.max_processes + 1
+    config = {
+        "rlimits": rlimits,
+        "block_network": limits.isolate_network and mode == "python",
+        "subreaper": sandbox is None,  # in the sandbox, its PID namespace's init reaps
+        "mode": mode,
+    }
+    # -I: ignore the agent's PYTHON* variables, user site and script folder; -u: output
+    # printed before a timeout still reaches us; -B: no .pyc files in the workspace.
+    python_flags = ["-I", "-u", "-B", "-X", "utf8"] if mode == "python" else ["-I", "-S"]
+    launcher = [sys.executable, *python_flags, str(LAUNCHER), json.dumps(config), "--"]
+    if sandbox is not None:
+        tmp_bytes = limits.max_file_bytes or limits.memory_bytes
+        prefix = sandbox.command(
+            binds, cwd=cwd, isolate_network=limits.isolate_network, tmp_bytes=tmp_bytes
+        )
+        return [*prefix, *launcher]
+    network = await _network.prefix() if limits.isolate_network else ()
+    return [*network, *launcher]
+
+
 async def run_limited(
     argv: Sequence[str],
     *,
@@ -208,24 +199,27 @@ async def run_limited(
     env: Mapping[str, str],
     limits: ProcessLimits,
     mode: Literal["exec", "python"],
+    binds: Sequence[Bind] = (),
 ) -> ProcessResult:
     """Run ``argv`` (``mode="exec"``: an absolute program path and its arguments;
     ``mode="python"``: the path of a Python file) under ``limits`` and collect its output.
 
+    Args:
+        argv: what to run (see above).
+        cwd: the working folder (inside one of ``binds`` when sandboxed).
+        env: the child's whole environment.
+        limits: the limits of the call.
+        mode: run a program, or a Python file in the launcher's interpreter.
+        binds: host folders the sandbox shows (the workspace, a temporary home...); the
+            program, when outside the system folders, must be among them.
+
     Raises:
+        ToolFailure: the sandbox is required but does not work here.
         OSError: the launcher could not be started at all.
     """
-    config = {
-        "rlimits": limits.rlimits(),
-        "block_network": limits.isolate_network and mode == "python",
-        "mode": mode,
-    }
-    # -I: ignore the agent's PYTHON* variables, user site and script folder; -u: output
-    # printed before a timeout still reaches us; -B: no .pyc files in the workspace.
-    python_flags = ["-I", "-u", "-B", "-X", "utf8"] if mode == "python" else ["-I", "-S"]
-    prefix = await _network.prefix() if limits.isolate_network else ()
-    command = [*prefix, sys.executable, *python_flags, str(LAUNCHER), json.dumps(config), "--"]
-    command.extend(argv)
+    sandbox = await _isolation(limits)
+    command = [*await _command(limits, mode, sandbox, binds, cwd), *argv]
+    skip_levels = 2 if sandbox is not None else 0  # bwrap and its namespace's init
 
     started = anyio.current_time()
     process = await anyio.open_process(
@@ -238,6 +232,7 @@ async def run_limited(
     pgid = process.pid
     stdout = OutputCapture(limits.max_output_bytes)
     stderr = OutputCapture(limits.max_output_bytes)
+    over: list[LimitExceeded] = []
     timed_out = False
     try:
         async with anyio.create_task_group() as tg:
@@ -245,12 +240,14 @@ async def run_limited(
             tg.start_soon(_drain, process.stdout, stdout, out_done)
             tg.start_soon(_drain, process.stderr, stderr, err_done)
             with anyio.move_on_after(limits.timeout_s) as deadline:
-                await _wait_exit(process)
-            timed_out = deadline.cancelled_caught
-            # Also after a normal exit: background children would keep the pipes open.
-            _kill_group(pgid)
-            with anyio.move_on_after(_REAP_TIMEOUT_S):
-                await _wait_exit(process)
+                async with anyio.create_task_group() as watch:
+                    watch.start_soon(
+                        _supervise, pgid, skip_levels, limits, over, watch.cancel_scope
+                    )
+                    await _wait_exit(process)
+                    watch.cancel_scope.cancel()
+            timed_out = deadline.cancelled_caught and not over
+            await _stop(process)
             with anyio.move_on_after(_DRAIN_GRACE_S):
                 await out_done.wait()
                 await err_done.wait()
@@ -258,15 +255,17 @@ async def run_limited(
     finally:
         # Runs on cancellation too: the tree must not outlive a cancelled tool call.
         with anyio.CancelScope(shield=True):
-            _kill_group(pgid)
+            await _stop(process)
             with anyio.move_on_after(_REAP_TIMEOUT_S):
-                await _wait_exit(process)
                 await process.aclose()
     duration = anyio.current_time() - started
 
     code = process.returncode
-    if timed_out:
-        kind: Literal["exited", "killed", "timed_out"] = "timed_out"
+    kind: Literal["exited", "killed", "timed_out", "over_limit"]
+    if over:
+        kind = "over_limit"
+    elif timed_out:
+        kind = "timed_out"
     elif code is not None and code < 0:
         kind = "killed"
     else:
@@ -275,8 +274,20 @@ async def run_limited(
         kind=kind,
         exit_code=code if kind == "exited" else None,
         signal_name=_signal_name(-code) if kind == "killed" and code is not None else None,
+        exceeded=over[0] if over else None,
         stdout=stdout.text(),
         stderr=stderr.text(),
         pid=process.pid,
         duration_s=duration,
     )
+
+
+async def _stop(process: Process) -> None:
+    """Kill every process of the call and reap the one we started."""
+    if process.returncode is None:
+        # Still alive, so its pid is still its own: walk its tree (setsid escapees too).
+        await anyio.to_thread.run_sync(_supervisor.kill_tree, process.pid)
+    # Also after a normal exit: background children would keep the pipes open.
+    _kill_group(process.pid)
+    with anyio.move_on_after(_REAP_TIMEOUT_S):
+        await _wait_exit(process)

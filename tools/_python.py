@@ -9,27 +9,26 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from ._process import ProcessLimits, ProcessResult, child_env, run_limited
+from ._limits import ProcessLimits, ProcessResult, mib
+from ._process import child_env, run_limited
+from ._sandbox import Bind
 from ._tool import Tool, ToolFailure, tool
 
 MAX_CODE_CHARS = 100_000
 _STARTUP_GRACE_S = 5.0  # the tool's own timeout must not fire before the process limit's
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:g} MiB"
-
-
 def _describe(limits: ProcessLimits) -> str:
-    memory = f", memory {_mib(limits.memory_bytes)}" if limits.memory_bytes else ""
+    memory = f", memory {mib(limits.memory_bytes)} in all" if limits.memory_bytes else ""
+    processes = f", {limits.max_processes} processes and threads" if limits.max_processes else ""
     network = " No network access." if limits.isolate_network else ""
     return (
         "Run a Python 3 snippet in a fresh interpreter and answer its exit status, stdout and "
         "stderr. Print every value you want to see (nothing is echoed). Each call starts "
         "from scratch in an empty temporary folder that is deleted afterwards; installed "
-        f"packages can be imported. Limits: {limits.timeout_s:g} s wall clock{memory}, "
-        f"{limits.max_output_bytes:,} bytes of output per stream (longer output is cut in "
-        f"the middle).{network}"
+        f"packages can be imported. Limits: {limits.timeout_s:g} s wall clock{memory}"
+        f"{processes}, {limits.max_output_bytes:,} bytes of output per stream (longer output "
+        f"is cut in the middle).{network}"
     )
 
 
@@ -38,7 +37,12 @@ def _explain(result: ProcessResult, limits: ProcessLimits) -> str:
     text = result.render()
     failed = result.kind == "exited" and result.exit_code != 0
     if limits.memory_bytes and failed and "MemoryError" in result.stderr:
-        text += f"\n[the snippet ran out of memory: the limit is {_mib(limits.memory_bytes)}]"
+        text += f"\n[the snippet ran out of memory: the limit is {mib(limits.memory_bytes)}]"
+    if limits.max_processes and failed and "Resource temporarily unavailable" in result.stderr:
+        text += (
+            "\n[the snippet may have hit the process limit: at most "
+            f"{limits.max_processes} processes and threads at once]"
+        )
     if result.kind == "killed" and result.signal_name in ("SIGXCPU", "SIGKILL"):
         text += "\n[the process was stopped by a resource limit (CPU time or memory)]"
     return text
@@ -47,11 +51,14 @@ def _explain(result: ProcessResult, limits: ProcessLimits) -> str:
 def python_tool(*, limits: ProcessLimits | None = None, name: str = "python") -> Tool:
     """A tool that runs Python snippets in a separate, limited process.
 
-    Each call runs ``sys.executable -I`` in a new process group inside a fresh temporary
-    folder (removed afterwards) with a wall-clock limit, an address-space limit, bounded
-    output and, where ``unshare`` permits, no network namespace; inside the interpreter,
-    socket use is refused too. This is a best-effort guard against mistakes, not a
-    sandbox against hostile code: the snippet runs with the agent's user rights.
+    Each call runs ``sys.executable -I`` in a fresh temporary folder (removed afterwards)
+    with a wall-clock limit, bounded output, and memory and process limits that hold for
+    all its processes together. Where bubblewrap works, the snippet runs in its sandbox
+    (``_sandbox.py``): it sees a read-only system and its own folder, no process and no
+    environment of the agent, and no network; it cannot regain the agent's network even
+    as root. Without bubblewrap (``ProcessLimits.sandbox``), the isolation is weaker: a
+    new process group, a minimal environment, a network namespace where ``unshare``
+    permits and a socket guard, but the snippet can read what the agent's user can read.
 
     Args:
         limits: time, memory and output limits (defaults: ``ProcessLimits()``).
@@ -80,7 +87,12 @@ def python_tool(*, limits: ProcessLimits | None = None, name: str = "python") ->
             script = folder / "snippet.py"
             script.write_text(code, encoding="utf-8")
             result = await run_limited(
-                [str(script)], cwd=work, env=child_env(work), limits=lim, mode="python"
+                [str(script)],
+                cwd=work,
+                env=child_env(work),
+                limits=lim,
+                mode="python",
+                binds=[Bind(folder, writable=True)],
             )
         finally:
             with anyio.CancelScope(shield=True):

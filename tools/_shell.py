@@ -6,13 +6,17 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
-from ._process import ProcessLimits, child_env, run_limited
+from ._limits import ProcessLimits
+from ._process import child_env, run_limited
+from ._sandbox import Bind
+from ._shell_args import check_arguments
+from ._shell_options import BUILT_IN, ProgramOptions
 from ._tool import Tool, ToolFailure, tool
 from ._workspace import Workspace
 
@@ -32,39 +36,12 @@ def _parse(command: str) -> list[str]:
     return argv
 
 
-def _check_paths(workspace: Workspace, workdir: Path, args: Sequence[str]) -> None:
-    """Refuse arguments that name a location outside the workspace.
-
-    A heuristic, not a jail: it looks at each argument (and the value of '--opt=value')
-    that is absolute, climbs with '..', or names an existing path (which may be a
-    symlink pointing out). A program can still open other paths on its own.
-    """
-    for arg in args:
-        value = arg
-        if arg.startswith("-"):
-            if "=" not in arg:
-                continue
-            value = arg.split("=", 1)[1]
-        if not value:
-            continue
-        candidate = Path(value)
-        looks_like_path = (
-            candidate.is_absolute()
-            or ".." in candidate.parts
-            or os.path.lexists(workdir / candidate)
-        )
-        if looks_like_path and not workspace.contains(workdir / candidate):
-            raise ToolFailure(
-                f"command: argument {arg!r} refers to a location outside the workspace; "
-                "only paths inside the workspace are allowed"
-            )
-
-
 def shell_tool(
     root: str | os.PathLike[str],
     allowed_programs: Collection[str],
     *,
     limits: ProcessLimits | None = None,
+    program_options: Mapping[str, ProgramOptions] | None = None,
     name: str = "shell",
 ) -> Tool:
     """A tool that runs one allow-listed program with arguments inside the workspace.
@@ -76,10 +53,19 @@ def shell_tool(
     Allowing an interpreter (``python``, ``bash``...) or a program that runs others
     (``find -exec``, ``xargs``) allows arbitrary code: choose the list accordingly.
 
+    Every argument that can name a location must lie inside the workspace. Programs with
+    an option list (built in for common coreutils, grep and tar; ``program_options`` adds
+    or replaces lists) are parsed exactly and refuse options not on their list; others are
+    checked conservatively (see ``_shell_args``). Where bubblewrap is usable, the program
+    also runs in a sandbox that shows it only the workspace (writable) and a read-only
+    system, so an argument check missed by a program's own syntax (``sed 'w /x'``) still
+    cannot reach other files.
+
     Args:
         root: the workspace folder; commands run inside it.
         allowed_programs: program names the model may run, e.g. ``["ls", "wc", "git"]``.
         limits: time, memory and output limits (defaults: ``ProcessLimits()``).
+        program_options: allowed options of programs, by name, over the built-in lists.
         name: the tool name the model sees.
 
     Raises:
@@ -95,6 +81,8 @@ def shell_tool(
             raise ValueError(f"allowed_programs: {program!r} must be a bare program name")
     lim = limits or ProcessLimits()
     listed = ", ".join(sorted(allowed))
+    known = {**BUILT_IN, **(program_options or {})}
+    option_lists = {program: known.get(program) for program in allowed}
 
     async def shell(command: str, cwd: str = ".") -> str:
         """Run a command.
@@ -110,15 +98,25 @@ def shell_tool(
         workdir = workspace.resolve(cwd, field="cwd")
         if not workdir.is_dir():
             raise ToolFailure(f"cwd: {cwd!r} is not an existing folder of the workspace")
-        _check_paths(workspace, workdir, argv[1:])
+        check_arguments(workspace, workdir, program, argv[1:], option_lists[program])
         home = Path(tempfile.mkdtemp(prefix="agentrt-shell-"))
         try:
             env = child_env(home)
             executable = shutil.which(program, path=env["PATH"])
             if executable is None:
                 raise ToolFailure(f"command: {program!r} is allowed but not installed here")
+            binds = [
+                Bind(workspace.root, writable=True),
+                Bind(home, writable=True),
+                Bind(Path(executable)),  # shown even when it lives outside /usr
+            ]
             result = await run_limited(
-                [executable, *argv[1:]], cwd=workdir, env=env, limits=lim, mode="exec"
+                [executable, *argv[1:]],
+                cwd=workdir,
+                env=env,
+                limits=lim,
+                mode="exec",
+                binds=binds,
             )
         finally:
             with anyio.CancelScope(shield=True):

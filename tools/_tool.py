@@ -2,7 +2,9 @@
 
 The JSON schema of the arguments is generated from the function's signature through
 pydantic; the description comes from the docstring (its ``Args:`` section describes
-each parameter).
+each parameter). Each tool keeps the validator of its arguments: the pydantic model of
+the signature for ``@tool`` functions, a JSON-schema validator compiled once for tools
+given only a schema (MCP servers).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import anyio.to_thread
 import orjson
 import pydantic
 
-from agentrt.engine import ToolSchema
+from agentrt.engine import ToolSchema, check_tool_name
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+from ._arguments import ArgumentCheck, InvalidArguments, ValidArguments, check_for
 
 
 class ToolFailure(Exception):
@@ -31,51 +33,79 @@ class ToolFailure(Exception):
 class Tool:
     """A callable the model may invoke by name.
 
-    Invariants: ``name`` is a valid identifier-like string; ``parameters`` is a JSON
-    schema of an object. ``fn`` takes the arguments as keyword arguments and may be
-    sync (run in a worker thread) or async.
+    Invariants: ``name`` matches ``agentrt.engine.TOOL_NAME_PATTERN``; ``parameters`` is
+    a JSON schema of an object; the arguments' validator is built once, here, and kept.
+    ``fn`` takes the arguments as keyword arguments and may be sync (run in a worker
+    thread) or async.
 
     Attributes:
-        timeout_s: wall-clock limit of one call (None: no limit).
+        timeout_s: wall-clock limit of one call, in seconds. None: the running agent's
+            default (``Agent.tool_timeout_s``, 60 s unless set). ``math.inf``: no limit.
         expected_latency_s: a static guess of one call's duration, used for the TTL of
             split-prefill cache hints until calls have been measured.
         side_effect_free: calling it twice is harmless (safe to start speculatively).
+        arguments_model: the pydantic model of ``fn``'s signature (``@tool`` sets it;
+            arguments are validated and converted with it). None: validated against
+            ``parameters`` with a JSON-schema validator.
+
+    Raises:
+        ValueError: naming the field, for an invalid name, schema or timeout.
     """
 
     name: str
     description: str
     parameters: Mapping[str, Any]
     fn: Callable[..., Any]
-    timeout_s: float | None = 30.0
+    timeout_s: float | None = None
     expected_latency_s: float | None = None
     side_effect_free: bool = False
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    arguments_model: type[pydantic.BaseModel] | None = None
+    _check: ArgumentCheck = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
-            raise ValueError(f"tool name {self.name!r} must match {_NAME_RE.pattern}")
+        check_tool_name(self.name, "Tool.name")
         if self.parameters.get("type", "object") != "object":
             raise ValueError(f"tool {self.name!r}: parameters must be an object schema")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ValueError(f"tool {self.name!r}: timeout_s must be positive")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"tool {self.name!r}: timeout_s must be positive (or None)")
+        object.__setattr__(
+            self, "_check", check_for(self.name, self.parameters, self.arguments_model)
+        )
 
     @property
     def schema(self) -> ToolSchema:
         """How the model sees this tool."""
         return ToolSchema(self.name, self.description, self.parameters)
 
-    async def invoke(self, arguments: Mapping[str, Any]) -> str:
-        """Run the tool once and return its result as text (JSON for non-string results).
+    def validate(self, arguments: Mapping[str, Any]) -> ValidArguments | InvalidArguments:
+        """Check the model's arguments; the valid ones come back converted to the
+        function's types (e.g. a pydantic model argument as an instance of it)."""
+        return self._check.validate(arguments)
 
-        Arguments are assumed valid (the executor checks them against ``parameters``).
-        Exceptions propagate; the executor turns them into error results for the model.
+    async def invoke(self, arguments: Mapping[str, Any]) -> str:
+        """Validate ``arguments``, run the tool once, and return its result as text.
+
+        Raises:
+            ValueError: the arguments are invalid (the message names the argument).
+            Exception: whatever the tool raises (the executor turns it into an error
+                result for the model).
         """
+        checked = self.validate(arguments)
+        if isinstance(checked, InvalidArguments):
+            raise ValueError(checked.message)
+        return await self.call(checked)
+
+    async def call(self, arguments: ValidArguments) -> str:
+        """Run the tool with arguments ``validate`` accepted; the result as text (JSON for
+        non-string results). Exceptions propagate."""
+        values = arguments.values
         if inspect.iscoroutinefunction(self.fn):
-            result = await self.fn(**arguments)
+            result = await self.fn(**values)
         else:
             # abandon_on_cancel: a cancelled run must not wait for a blocking function.
             result = await anyio.to_thread.run_sync(
-                lambda: self.fn(**arguments), abandon_on_cancel=True
+                lambda: self.fn(**values), abandon_on_cancel=True
             )
             if inspect.isawaitable(result):
                 result = await result
@@ -121,8 +151,8 @@ def _doc_parts(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     return "\n".join(summary).strip(), args
 
 
-def schema_from_function(fn: Callable[..., Any]) -> dict[str, Any]:
-    """JSON schema of ``fn``'s keyword arguments, generated through pydantic."""
+def arguments_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    """The pydantic model of ``fn``'s keyword arguments (unknown arguments are refused)."""
     _, arg_docs = _doc_parts(fn)
     hints = get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
@@ -132,7 +162,16 @@ def schema_from_function(fn: Callable[..., Any]) -> dict[str, Any]:
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, pydantic.Field(default, description=arg_docs.get(pname)))
-    model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
+    config = pydantic.ConfigDict(extra="forbid")
+    return pydantic.create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+
+
+def schema_from_function(fn: Callable[..., Any]) -> dict[str, Any]:
+    """JSON schema of ``fn``'s keyword arguments, generated through pydantic."""
+    return _schema_of(arguments_model(fn))
+
+
+def _schema_of(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     schema: dict[str, Any] = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
@@ -150,7 +189,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout_s: float | None = 30.0,
+    timeout_s: float | None = None,
     expected_latency_s: float | None = None,
     side_effect_free: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
@@ -162,25 +201,30 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    timeout_s: float | None = 30.0,
+    timeout_s: float | None = None,
     expected_latency_s: float | None = None,
     side_effect_free: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function (sync or async) into a ``Tool``.
 
-    Usable bare (``@tool``) or with options (``@tool(timeout_s=5)``).
+    Usable bare (``@tool``) or with options (``@tool(timeout_s=5)``). ``timeout_s``:
+    None uses the agent's default (``Agent.tool_timeout_s``), ``math.inf`` means no
+    limit. Arguments are validated with the pydantic model of the signature, which the
+    tool keeps.
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
         summary, _ = _doc_parts(f)
+        model = arguments_model(f)
         return Tool(
             name=name or f.__name__,
             description=description if description is not None else summary,
-            parameters=schema_from_function(f),
+            parameters=_schema_of(model),
             fn=f,
             timeout_s=timeout_s,
             expected_latency_s=expected_latency_s,
             side_effect_free=side_effect_free,
+            arguments_model=model,
         )
 
     return wrap(fn) if fn is not None else wrap

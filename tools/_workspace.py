@@ -3,13 +3,17 @@
 The model names files with relative paths (or absolute ones inside the root); anything
 that resolves outside the root — through ``..``, an absolute path, or a symlink whose
 target lies outside — is refused with a ``ToolFailure`` naming the offending argument.
+Files are opened only if they are regular files: a named pipe or a device would block the
+reading tool forever (or have side effects when opened).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ._tool import ToolFailure
 
@@ -81,3 +85,48 @@ class Workspace:
         """Whether ``path`` (followed through symlinks) lies inside the workspace."""
         resolved = Path(os.path.realpath(path))
         return resolved == self.root or self.root in resolved.parents
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words the model understands."""
+    if stat.S_ISREG(mode):
+        return "regular file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def open_regular(path: Path, *, shown: str, field: str = "path") -> BinaryIO:
+    """Open ``path`` (already resolved) for reading, only if it is a regular file.
+
+    The type is checked before opening (opening a FIFO blocks until a writer comes; opening
+    a device can have side effects) and again on the open descriptor, so a file swapped
+    for a FIFO in between is refused too: O_NONBLOCK keeps that open from blocking.
+
+    Raises:
+        ToolFailure: not a regular file, or it cannot be opened.
+    """
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+        if kind != "regular file":
+            raise ToolFailure(f"{field}: {shown!r} is a {kind}; only regular files can be read")
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ToolFailure(f"{field}: cannot open {shown!r}: {exc.strerror}") from None
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind != "regular file":
+            raise ToolFailure(f"{field}: {shown!r} is a {kind}; only regular files can be read")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -140,10 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": len(steps),
         "num_blocks": stats.num_blocks,
         "block_size": block,
-        "tier_stats": {
-            k: {"cached_blocks": v.cached_blocks, "evictions": v.evictions, "hits": v.hits}
-            for k, v in stats.tiers.items()
-        },
+        "tier_stats": {k: v.to_json() for k, v in stats.tiers.items()},
         "workload": {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"},
     }
 

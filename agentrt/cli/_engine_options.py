@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from agentrt.engine._vllm import EngineOptions
+from agentrt.engine import EngineOptions
 
 
 def add_engine_flags(

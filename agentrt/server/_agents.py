@@ -21,11 +21,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from agentrt import RunDone, RunResult, Session
+from agentrt import Agent, RunDone, RunResult, Session
+from agentrt.engine import Engine
 
 from ._chat import parse_json
 from ._config import ServerState, api_key_of, state_of
-from ._errors import APIError
+from ._errors import APIError, describe
+from ._limits import token_floor
 from ._runs import RunRecord, RunState, SessionEntry
 from ._sse import SSEResponse
 
@@ -34,7 +36,7 @@ _CANCEL_WAIT_S = 10.0
 
 
 class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     input: str = Field(min_length=1)
     session_id: str | None = None
@@ -64,7 +66,8 @@ async def create_run(name: str, request: Request) -> Response:
     key = api_key_of(request)
     owner = key.name if key else None
     agent = st.agents.for_key(name, key)
-    body = await parse_json(request, RunCreate)
+    raw = await request.body()
+    body = await st.off_loop(functools.partial(_prepare_run, raw, agent))
     if not st.limiter.try_acquire():
         raise st.limiter.too_busy()
     try:
@@ -84,6 +87,27 @@ async def create_run(name: str, request: Request) -> Response:
         return _json(rec.as_json())
     headers = {"x-agentrt-run-id": rec.id, "x-agentrt-session-id": entry.id}
     return SSEResponse(_owned_stream(rec), headers=headers)
+
+
+def _prepare_run(raw: bytes, agent: Agent) -> RunCreate:
+    """Decode the body and bound the input (off the loop: both cost time per byte).
+
+    The SDK renders the input on the event loop, so an input too long for the context
+    must be refused here, by tokenizing it on this thread, not discovered there.
+    """
+    body = parse_json(raw, RunCreate)
+    engine = agent.engine
+    if isinstance(engine, Engine):
+        limit = engine.info.max_model_len
+        n = token_floor([body.input], engine.tokenizer.encode, limit)
+        if n >= limit:
+            raise APIError(
+                400,
+                f"input: at least {n} tokens, more than the context of {limit} tokens",
+                param="input",
+                code="context_length_exceeded",
+            )
+    return body
 
 
 @router.get("/v1/runs/{run_id}")
@@ -150,7 +174,7 @@ def _settle_run(
     if task.cancelled():
         rec.finish("cancelled", "the run was cancelled")
     elif (exc := task.exception()) is not None:
-        rec.finish("error", f"{type(exc).__name__}: {exc}")
+        rec.finish("error", describe(exc))  # the cause, not the task group around it
     else:
         rec.finish(task.result())
     # A turn that did not end cleanly may leave the token log mid-turn: drop the session.

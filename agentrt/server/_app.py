@@ -1,6 +1,6 @@
 """``create_app``: the FastAPI application of ``agentrt serve`` on any ``Engine``.
 
-Layers, outermost first: the ``Gate`` (keys, size, concurrency, metrics), FastAPI's
+Layers, outermost first: the ``Gate`` (browsers, keys, size, concurrency, metrics), FastAPI's
 error handling (every error an OpenAI error object), the routers (chat, agents) and the
 operational endpoints (``/health``, ``/metrics``).
 """
@@ -19,9 +19,11 @@ from agentrt._catalog import calculator_agent
 from agentrt.engine import Engine, EngineStats
 
 from . import _agents, _chat
+from ._browser import BrowserGuard
 from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
+from ._health import EngineWatch
 from ._metrics import CONTENT_TYPE, Metrics
 from ._registry import AgentRegistry
 from ._runs import RunStore, SessionStore
@@ -62,14 +64,17 @@ def create_app(
             model_name=cfg.model_name or default_model_name(resolved),
             limiter=limiter,
             metrics=metrics,
-            agents=AgentRegistry(agent_list, resolved),
+            agents=AgentRegistry(agent_list, resolved, cfg.tool_format),
             runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
+            prep=anyio.CapacityLimiter(cfg.prep_threads),
+            watch=EngineWatch(resolved),
         )
         app.state.server = st
         try:
             yield
         finally:
+            await st.watch.aclose()
             await _agents.cancel_all(st)
             if not isinstance(engine, Engine):
                 from agentrt import close_default_engine
@@ -85,19 +90,23 @@ def create_app(
 
     @app.get("/health")
     async def health(request: Request) -> Response:
-        stats = await _engine_stats(state_of(request))
-        body = b'{"status":"ok"}' if stats is not None else b'{"status":"engine_unavailable"}'
-        return Response(
-            body, status_code=200 if stats is not None else 503, media_type="application/json"
-        )
+        ok = await state_of(request).watch.healthy()  # never waits on a busy engine
+        body = b'{"status":"ok"}' if ok else b'{"status":"engine_unavailable"}'
+        return Response(body, status_code=200 if ok else 503, media_type="application/json")
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> Response:
         st = state_of(request)
         return Response(st.metrics.render(await _engine_stats(st)), media_type=CONTENT_TYPE)
 
+    guard = BrowserGuard(cfg.allowed_hosts, cfg.allowed_origins, keys_enabled=cfg.keys.enabled)
     app.add_middleware(
-        Gate, keys=cfg.keys, limiter=limiter, max_body_bytes=cfg.max_body_bytes, metrics=metrics
+        Gate,
+        keys=cfg.keys,
+        guard=guard,
+        limiter=limiter,
+        max_body_bytes=cfg.max_body_bytes,
+        metrics=metrics,
     )
     return app
 

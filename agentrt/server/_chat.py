@@ -1,6 +1,8 @@
 """``/v1/chat/completions`` (client-side tools), ``/v1/models``: OpenAI-compatible endpoints.
 
-A request becomes one ``engine.generate`` call (see ``_chat_plan``); its deltas go
+A request's body is decoded, validated, rendered and tokenized on a worker thread (see
+``ServerState.off_loop``), within the bounds of ``_limits``; it becomes one
+``engine.generate`` call (see ``_chat_plan``); its deltas go
 through the shared assembler (``_chat_output``) either into one JSON response or into
 ``chat.completion.chunk`` events. Chunks are encoded from a pre-built prefix because
 they are written once per token: this is the server's per-token hot path.
@@ -8,9 +10,10 @@ they are written once per token: this is the server's per-token hot path.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -19,12 +22,14 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from agentrt.engine import EngineError, RequestStats
+from agentrt.engine import EngineError, PromptTooLongError, RequestStats, TokenDelta
 
+from ._auth import ApiKey
 from ._chat_output import CallOut, ChoiceAssembler, Piece
 from ._chat_plan import ChatPlan, plan_chat
 from ._config import ServerState, api_key_of, state_of
 from ._errors import APIError, from_validation
+from ._limits import SchemaBudget, check_counts
 from ._openai_models import (
     AssistantMessageOut,
     ChatCompletionOut,
@@ -43,19 +48,26 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 _STARTED = int(time.time())
 
 
-async def parse_json(request: Request, model: type[M]) -> M:
-    """The body as ``model``; 400 naming the problem when it is not JSON or not valid."""
-    raw = await request.body()
+def parse_json(
+    raw: bytes, model: type[M], check: Callable[[dict[str, Any]], None] | None = None
+) -> M:
+    """The body as ``model``; 400 naming the problem when it is not JSON or not valid.
+
+    Synchronous and CPU-bound: callers run it off the event loop (``ServerState.off_loop``).
+    ``check`` sees the decoded object before the model validates it (cheap bounds first).
+    """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, "request body must be a JSON object", code="invalid_json")
+    if check is not None:
+        check(data)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise from_validation(exc) from None
+        raise from_validation(exc, data=data) from None
 
 
 def json_response(model: pydantic.BaseModel, status: int = 200) -> Response:
@@ -82,23 +94,33 @@ async def get_model(model_id: str, request: Request) -> Response:
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     st = state_of(request)
-    body = await parse_json(request, ChatCompletionRequest)
-    _check_model(st, body.model, param="model")
     key = api_key_of(request)
-    plan = plan_chat(
-        body,
-        st.engine.tokenizer,
-        st.engine.info,
-        cache_salt=key.cache_salt if key else None,
-        default_temperature=st.config.default_temperature,
-    )
-    chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), body.model)
+    raw = await request.body()
+    model, plan = await st.off_loop(functools.partial(_prepare, st, raw, key))
+    chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), model)
     if plan.stream:
         return SSEResponse(_stream(st, plan, chunks))
     try:
         return await unless_disconnected(request.receive, _complete(st, plan, chunks))
     except ClientGone:
         return Response(status_code=499)  # nobody is listening; the engine request is aborted
+
+
+def _prepare(st: ServerState, raw: bytes, key: ApiKey | None) -> tuple[str, ChatPlan]:
+    """Body -> (model name, engine request): the CPU-heavy part of a request (off the loop)."""
+    info = st.engine.info
+    body = parse_json(
+        raw, ChatCompletionRequest, lambda data: check_counts(data, info.max_model_len)
+    )
+    _check_model(st, body.model, param="model")
+    return body.model, plan_chat(
+        body,
+        st.engine.tokenizer.with_tool_format(st.config.tool_format),
+        info,
+        cache_salt=key.cache_salt if key else None,
+        default_temperature=st.config.default_temperature,
+        budget=SchemaBudget(st.config.max_schema_depth, st.config.max_schema_nodes),
+    )
 
 
 def _model_out(st: ServerState) -> ModelOut:
@@ -116,9 +138,9 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
 
 
 async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
-    asm = ChoiceAssembler(plan.parse_calls)
+    asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
-    async with aclosing(st.engine.generate(plan.request)) as deltas:
+    async with aclosing(_generate(st, plan)) as deltas:
         async for d in deltas:
             if d.text:
                 asm.feed(d.text)
@@ -148,10 +170,10 @@ async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Respons
 
 
 async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
-    asm = ChoiceAssembler(plan.parse_calls)
+    asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
     started = False
-    async with aclosing(st.engine.generate(plan.request)) as deltas:
+    async with aclosing(_generate(st, plan)) as deltas:
         async for d in deltas:
             if not started:
                 # Only now: an engine error before the first token is still an HTTP error.
@@ -172,6 +194,21 @@ async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIter
     if plan.include_usage:
         yield chunks.usage(stats)
     yield DONE
+
+
+async def _generate(st: ServerState, plan: ChatPlan) -> AsyncGenerator[TokenDelta, None]:
+    """The engine's deltas. An engine refusing the request raises ``ValueError`` (vLLM's
+    input validation, a remote engine's 400): the request was at fault, so a 400."""
+    try:
+        async with aclosing(st.engine.generate(plan.request)) as deltas:
+            async for d in deltas:
+                yield d
+    except PromptTooLongError:
+        raise
+    except ValueError as exc:
+        raise APIError(
+            400, f"the engine rejected the request: {exc}", code="invalid_request"
+        ) from exc
 
 
 class _Chunks:

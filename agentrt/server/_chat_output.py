@@ -1,9 +1,9 @@
 """From engine deltas to what a chat client sees: content pieces and whole tool calls.
 
 The streamed and the non-streamed endpoint share this one assembler, so both report
-the same content and the same calls for the same tokens. Calls come from the
-orchestrator's incremental Hermes parser, which emits each call exactly once, in the
-``feed`` that delivers the end of its JSON (however the text was split into deltas).
+the same content and the same calls for the same tokens. Calls come from the incremental
+parser of the server's tool format, which emits each call exactly once, in the ``feed``
+that delivers the end of its JSON (however the text was split into deltas).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from agentrt._parsers import MalformedCall, ParsedCall, TextPiece, make_parser
-from agentrt.engine import FinishReason
+from agentrt.engine import FinishReason, ParsedCall, ParseEvent, TextPiece, ToolFormat
 
 from ._errors import APIError
 
@@ -61,10 +60,14 @@ class _Whitespace:
 
 
 class ChoiceAssembler:
-    """Feeds delta text through the parser (when calls are parsed) and the whitespace filter."""
+    """Feeds delta text through the parser (when calls are parsed) and the whitespace filter.
 
-    def __init__(self, parse_calls: bool) -> None:
-        self._parser = make_parser("hermes") if parse_calls else None
+    Args:
+        calls_format: the tool format whose parser reads calls (None: all is content).
+    """
+
+    def __init__(self, calls_format: ToolFormat | None) -> None:
+        self._parser = calls_format.parser() if calls_format is not None else None
         self._ws = _Whitespace()
         self.calls: list[CallOut] = []
         self.content: list[str] = []
@@ -84,7 +87,7 @@ class ChoiceAssembler:
         self.content.append(out)
         return [out]
 
-    def _events(self, events: list[TextPiece | ParsedCall | MalformedCall]) -> list[Piece]:
+    def _events(self, events: list[ParseEvent]) -> list[Piece]:
         pieces: list[Piece] = []
         for ev in events:
             if isinstance(ev, TextPiece):
@@ -98,7 +101,7 @@ class ChoiceAssembler:
             else:
                 # Only a call cut off by max_tokens gets here (decoding is constrained):
                 # the client gets its text rather than losing it.
-                pieces.extend(self._text(f"<tool_call>{ev.raw}"))
+                pieces.extend(self._text(ev.raw))
         return pieces
 
     def finish_reason(self, engine_reason: FinishReason) -> OpenAIFinish:

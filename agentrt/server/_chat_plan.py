@@ -1,25 +1,20 @@
 """Turning a chat-completions request into one engine request: messages, tools, constraint.
 
-The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML + Hermes tools), the
-same renderer agent runs use, so a conversation continued through this endpoint keeps
-hitting the prefix cache. Tool choice maps onto the tool-call grammar:
-
-    none      -> no constraint, no call parsing (tools stay listed: same prefix)
-    auto      -> ToolCallConstraint(required=False): free text, well-formed calls
-    required  -> ToolCallConstraint(required=True): one or more calls, nothing else
-    {named}   -> ToolCallConstraint((that tool,), required=True)
+The prompt is rendered by the engine's ``ChatTokenizer`` (ChatML turns, the server's tool
+format), the same renderer agent runs use, so a conversation continued through this
+endpoint keeps hitting the prefix cache. Tool choice maps onto the tool-call grammar
+exactly as in agent runs (``agentrt._tool_choice``); without ``tool_choice`` it is "auto"
+when tools are given, else "none".
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import orjson
 
+from agentrt._tool_choice import NamedTool, ToolChoiceError, tool_constraint
 from agentrt.engine import (
     CacheHint,
     ChatMessage,
@@ -31,24 +26,27 @@ from agentrt.engine import (
     PromptTooLongError,
     SamplingOptions,
     Tier,
-    ToolCallConstraint,
     ToolCallPart,
+    ToolFormat,
     ToolSchema,
+    check_tool_name,
 )
 
 from ._errors import APIError
+from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
 from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
+from ._schemas import canonical, check_request_schemas, schema_problem
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
 class ChatPlan:
-    """What one chat request becomes. ``parse_calls``: run the tool-call parser on the output."""
+    """What one chat request becomes. ``calls_format``: the format whose parser reads tool
+    calls out of the output (None: the output is all content)."""
 
     request: GenerateRequest
-    parse_calls: bool
+    calls_format: ToolFormat | None
     stream: bool
     include_usage: bool
 
@@ -60,8 +58,12 @@ def plan_chat(
     *,
     cache_salt: str | None,
     default_temperature: float = 1.0,
+    budget: SchemaBudget | None = None,
 ) -> ChatPlan:
     """Validate ``body`` and build the engine request.
+
+    CPU-bound (schema checks, rendering, tokenizing): the server calls it off the event
+    loop. The schemas are measured against ``budget`` before anything walks them.
 
     Raises:
         APIError: a field is invalid or unsupported (400, naming the field).
@@ -76,14 +78,16 @@ def plan_chat(
             param="logprobs",
             code="unsupported_value",
         )
+    check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
     if len({t.name for t in tools}) != len(tools):
         raise APIError(
             400, "tools: function names must be unique", param="tools", code="invalid_value"
         )
-    constraint, parse_calls = _constraint(body, tools)
+    constraint, parse_calls = _constraint(body, tools, tok.tool_format)
 
+    check_prompt_length(messages, tools, tok.encode, info.max_model_len)
     segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
     prompt = tuple(t for seg in segments for t in seg)
     if len(prompt) >= info.max_model_len:
@@ -106,7 +110,8 @@ def plan_chat(
         raise APIError(400, str(exc), code="invalid_value") from None
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return ChatPlan(request, parse_calls, bool(body.stream), include_usage)
+    calls_format = tok.tool_format if parse_calls else None
+    return ChatPlan(request, calls_format, bool(body.stream), include_usage)
 
 
 def _text(i: int, m: MessageIn) -> str:
@@ -144,12 +149,21 @@ def _message(i: int, m: MessageIn) -> ChatMessage:
             code="invalid_value",
         )
     if m.role == "tool":
+        if not m.tool_call_id:
+            where = f"messages[{i}].tool_call_id"
+            raise APIError(
+                400,
+                f"{where}: a 'tool' message must name the tool call it answers",
+                param=where,
+                code="missing_required_parameter",
+            )
         return ChatMessage("tool", text, tool_call_id=m.tool_call_id)
     # "developer" is OpenAI's newer name for the system role.
     return ChatMessage("system" if m.role == "developer" else m.role, text, name=m.name)
 
 
 def _call_part(i: int, j: int, call_id: str, name: str, arguments: str) -> ToolCallPart:
+    _check_name(name, f"messages[{i}].tool_calls[{j}].function.name")
     where = f"messages[{i}].tool_calls[{j}].function.arguments"
     try:
         parsed = orjson.loads(arguments) if arguments.strip() else {}
@@ -167,52 +181,39 @@ def _call_part(i: int, j: int, call_id: str, name: str, arguments: str) -> ToolC
 
 def _tool(i: int, t: ToolDefIn) -> ToolSchema:
     fn = t.function
-    if not _TOOL_NAME.match(fn.name):
-        where = f"tools[{i}].function.name"
-        raise APIError(
-            400,
-            f"{where}: {fn.name!r} must be 1-64 letters, digits, '_' or '-'",
-            param=where,
-            code="invalid_value",
-        )
+    _check_name(fn.name, f"tools[{i}].function.name")
     params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
-    problem = _schema_problem(orjson.dumps(params, option=orjson.OPT_SORT_KEYS))
+    problem = schema_problem(canonical(params), require_object=True)
     if problem is not None:
         where = f"tools[{i}].function.parameters"
         raise APIError(400, f"{where}: {problem}", param=where, code="invalid_function_parameters")
     return ToolSchema(fn.name, fn.description or "", params)
 
 
-@functools.lru_cache(maxsize=1024)
-def _schema_problem(schema_json: bytes) -> str | None:
-    """Why a tool's parameters are not a usable JSON schema of an object (cached: clients
-    send the same tools with every request)."""
-    schema = orjson.loads(schema_json)
-    if schema.get("type", "object") != "object":
-        return f"must be a schema of type 'object', got type {schema.get('type')!r}"
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+def _check_name(name: str, where: str) -> None:
+    """Tool names are echoed into the prompt: only the one allowed pattern passes."""
     try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        path = ".".join(str(p) for p in exc.path)
-        return f"not a valid JSON schema ({path + ': ' if path else ''}{exc.message})"
-    return None
+        check_tool_name(name, where)
+    except ValueError as exc:
+        raise APIError(400, str(exc), param=where, code="invalid_value") from None
 
 
 def _constraint(
-    body: ChatCompletionRequest, tools: list[ToolSchema]
+    body: ChatCompletionRequest, tools: list[ToolSchema], calls_format: ToolFormat
 ) -> tuple[Constraint | None, bool]:
-    choice = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
-    parallel = body.parallel_tool_calls is not False
+    raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
+    choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
     fmt = body.response_format
     wants_json = fmt is not None and fmt.type != "text"
-    if choice != "none" and not tools:
-        raise APIError(
-            400,
-            f"tool_choice: {_choice_name(choice)!r} needs at least one tool in tools",
-            param="tool_choice",
-            code="invalid_value",
+    try:
+        calls = tool_constraint(
+            choice,
+            tools,
+            parallel=body.parallel_tool_calls is not False,
+            tool_format=calls_format.name,
         )
+    except ToolChoiceError as exc:
+        raise _choice_error(exc) from None
     if choice != "none" and wants_json:
         # One decode can follow one grammar: a JSON answer or tool calls, not both.
         raise APIError(
@@ -233,39 +234,23 @@ def _constraint(
                 param="response_format.json_schema",
                 code="invalid_value",
             )
-        schema = fmt.json_schema.schema_
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        try:
-            cls.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            where = "response_format.json_schema.schema"
-            raise APIError(
-                400,
-                f"{where}: not a valid JSON schema ({exc.message})",
-                param=where,
-                code="invalid_value",
-            ) from None
-        return JsonSchemaConstraint(schema), False
-    if choice == "none":
-        return None, False
-    if choice == "auto":
-        return ToolCallConstraint(tuple(tools), required=False, parallel=parallel), True
-    if choice == "required":
-        return ToolCallConstraint(tuple(tools), required=True, parallel=parallel), True
-    assert isinstance(choice, NamedToolChoiceIn)
-    named = tuple(t for t in tools if t.name == choice.function.name)
-    if not named:
-        raise APIError(
-            400,
-            f"tool_choice.function.name: {choice.function.name!r} is not in tools",
-            param="tool_choice.function.name",
-            code="invalid_value",
+        # Bounded and checked against its meta-schema already (``check_request_schemas``).
+        return JsonSchemaConstraint(fmt.json_schema.schema_), False
+    return calls, choice != "none"
+
+
+def _choice_error(exc: ToolChoiceError) -> APIError:
+    if exc.problem == "unknown_tool":
+        where = "tool_choice.function.name"
+        return APIError(
+            400, f"{where}: {exc.label!r} is not in tools", param=where, code="invalid_value"
         )
-    return ToolCallConstraint(named, required=True, parallel=parallel), True
-
-
-def _choice_name(choice: str | NamedToolChoiceIn) -> str:
-    return choice if isinstance(choice, str) else choice.function.name
+    return APIError(
+        400,
+        f"tool_choice: {exc.label!r} needs at least one tool in tools",
+        param="tool_choice",
+        code="invalid_value",
+    )
 
 
 def _hints(

@@ -2,6 +2,8 @@
 
     agentrt serve --port 8000 --agents mypkg.agents:all --api-key $KEY
 
+Without an API key the server listens on loopback only (``--insecure-no-auth`` overrides
+that), and refuses what a web page could make a browser send it (see ``_browser``).
 SIGINT/SIGTERM stop accepting connections, let open responses finish (briefly), cancel
 running agent runs, then close the engine; a second SIGINT stops at once.
 """
@@ -20,9 +22,12 @@ from collections.abc import Sequence
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
 from agentrt.cli._engine_options import add_engine_flags, engine_options
+from agentrt.engine import TOOL_FORMAT_NAMES
 
 from ._auth import ENV_KEYS, KeyRing, load_keys
+from ._browser import is_loopback
 from ._config import ServerConfig
+from ._limits import DEFAULT_SCHEMA_NODES
 
 log = logging.getLogger("agentrt.server")
 
@@ -57,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     remote.add_argument(
         "--served-model-name", help="the model name clients use (default: folder name)"
     )
+    remote.add_argument(
+        "--tool-format",
+        choices=list(TOOL_FORMAT_NAMES),
+        help="how the model writes tool calls (default: the one its chat template teaches)",
+    )
     ag = p.add_argument_group("agents")
     ag.add_argument(
         "--agents",
@@ -90,6 +100,31 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         help="chat completions in flight + agent runs running; more get 429",
     )
     sec.add_argument("--max-body-bytes", type=parse_bytes, default=4 * 2**20)
+    sec.add_argument(
+        "--max-schema-nodes",
+        type=int,
+        default=DEFAULT_SCHEMA_NODES,
+        help="JSON values the schemas of one request (tools, response_format) may hold",
+    )
+    sec.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this Host header besides loopback names (repeatable; '*': any)",
+    )
+    sec.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept browser requests from this origin, e.g. https://app.example (repeatable)",
+    )
+    sec.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow listening beyond loopback without an API key (anyone reaching it may use it)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--loop",
@@ -115,11 +150,24 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
     for spec in args.agents:
         agents.extend(load_agents(spec))
     keys: KeyRing = load_keys(args.api_key, os.environ.get(ENV_KEYS), args.api_keys_file)
+    local = is_loopback(args.host)
+    if not local and not keys.enabled and not args.insecure_no_auth:
+        raise ValueError(
+            f"--host {args.host}: listening beyond loopback needs an API key (--api-key, "
+            f"${ENV_KEYS} or --api-keys-file); --insecure-no-auth serves it without one"
+        )
+    hosts: tuple[str, ...] | None = tuple(args.allowed_host) or None
+    if not local and not keys.enabled and args.host not in ("0.0.0.0", "::"):
+        hosts = (args.host, *(hosts or ()))  # clients name the address it listens on
     config = ServerConfig(
         keys=keys,
         max_concurrency=args.max_concurrency,
         max_body_bytes=args.max_body_bytes,
         model_name=args.served_model_name,
+        tool_format=args.tool_format,
+        max_schema_nodes=args.max_schema_nodes,
+        allowed_hosts=hosts,
+        allowed_origins=tuple(args.allowed_origin),
     )
     return agents, config
 
@@ -131,9 +179,11 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, ImportError, OSError) as exc:
         print(f"agentrt serve: {exc}", file=sys.stderr)
         return 2
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not config.keys.enabled:
+    if not is_loopback(args.host) and not config.keys.enabled:
         log.warning(
-            "listening on %s without API keys: anyone who can reach it may use it", args.host
+            "listening on %s without API keys (--insecure-no-auth): anyone who can reach it "
+            "may use it",
+            args.host,
         )
     from ._runner import run_loop
 

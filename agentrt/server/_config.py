@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+import anyio
+from anyio import CapacityLimiter
 from starlette.requests import Request
 
-from agentrt.engine import Engine
+from agentrt.engine import Engine, ToolFormatName, tool_format
 
 from ._auth import ApiKey, KeyRing
+from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES
 
 if TYPE_CHECKING:
     from ._gate import Limiter
+    from ._health import EngineWatch
     from ._metrics import Metrics
     from ._registry import AgentRegistry
     from ._runs import RunStore, SessionStore
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,8 +36,20 @@ class ServerConfig:
         max_body_bytes: larger request bodies get 413.
         model_name: the name ``/v1/models`` lists (None: the engine's model folder name).
         default_temperature: for requests that set none (OpenAI's default is 1).
+        tool_format: how the engine's model writes tool calls, for chat completions and
+            for agents that set none (None: the one its chat template teaches).
         max_finished_runs, run_ttl_s: finished runs kept for fetching (LRU, and TTL).
         max_sessions, session_ttl_s: idle conversations kept for continuing (LRU, TTL).
+        max_schema_depth: how deeply a tool's parameters or a ``response_format`` schema
+            may nest (JSON objects and arrays); deeper is a 400.
+        max_schema_nodes: JSON values all schemas of one request may hold together (each
+            tool counts one more); more is a 400. Checking and compiling schemas costs
+            time per value, so this bounds the work one request can cause.
+        allowed_hosts: ``Host`` names accepted besides loopback ones (``"*"``: any); None:
+            the Host header is checked only when there are no keys (see ``_browser``).
+        allowed_origins: browser origins accepted besides loopback ones (``"*"``: any).
+        prep_threads: worker threads that validate, render and tokenize requests, off
+            the event loop (few: each competes with the loop for the GIL).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -38,18 +57,34 @@ class ServerConfig:
     max_body_bytes: int = 4 * 2**20
     model_name: str | None = None
     default_temperature: float = 1.0
+    tool_format: ToolFormatName | None = None
     max_finished_runs: int = 256
     run_ttl_s: float = 3600.0
     max_sessions: int = 256
     session_ttl_s: float = 3600.0
+    max_schema_depth: int = DEFAULT_SCHEMA_DEPTH
+    max_schema_nodes: int = DEFAULT_SCHEMA_NODES
+    allowed_hosts: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] = ()
+    prep_threads: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("max_concurrency", "max_body_bytes", "max_finished_runs", "max_sessions"):
+        for name in (
+            "max_concurrency",
+            "max_body_bytes",
+            "max_finished_runs",
+            "max_sessions",
+            "max_schema_depth",
+            "max_schema_nodes",
+            "prep_threads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("run_ttl_s", "session_ttl_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.tool_format is not None:
+            tool_format(self.tool_format)  # raises ValueError naming the formats
 
 
 @dataclass(slots=True)
@@ -64,6 +99,13 @@ class ServerState:
     agents: AgentRegistry
     runs: RunStore
     sessions: SessionStore
+    prep: CapacityLimiter
+    watch: EngineWatch
+
+    async def off_loop(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a preparation thread: validating, rendering and tokenizing a request
+        must not hold up the event loop, which serves every other client meanwhile."""
+        return await anyio.to_thread.run_sync(fn, limiter=self.prep)
 
     def model_names(self) -> tuple[str, ...]:
         """Names a request's ``model`` may use: the listed name, or the engine's own."""

@@ -85,18 +85,82 @@ def field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def from_validation(exc: pydantic.ValidationError, prefix: Sequence[int | str] = ()) -> APIError:
-    """The first problem of a pydantic validation error, as a 400 naming its field."""
+def from_validation(
+    exc: pydantic.ValidationError, prefix: Sequence[int | str] = (), data: Any = None
+) -> APIError:
+    """The first problem of a pydantic validation error, as a 400 naming its field.
+
+    With the validated ``data``, the field path keeps only the steps that exist in it:
+    pydantic also lists the union member it tried (``content.str``), which is no field.
+    """
     first = exc.errors(include_url=False)[0]
-    where = field_path([*prefix, *first["loc"]])
+    loc = _data_path(first["loc"], data, missing=first["type"] == "missing")
+    where = field_path([*prefix, *loc])
     msg = first["msg"]
+    if first["type"].endswith("_type") and "input" in first:
+        msg += f", got {_json_type(first['input'])}"
     return APIError(
         400, f"{where}: {msg}" if where else msg, param=where or None, code="invalid_value"
     )
 
 
+def _data_path(loc: Sequence[int | str], data: Any, *, missing: bool) -> list[int | str]:
+    if data is None:
+        return list(loc)
+    out: list[int | str] = []
+    cur: Any = data
+    for i, part in enumerate(loc):
+        inside = _child(cur, part)
+        if inside is not None:
+            cur = inside[0]
+        elif not (missing and i == len(loc) - 1):  # else: the absent field itself
+            continue  # a union member's tag, not a step into the data
+        out.append(part)
+    return out
+
+
+def _child(value: Any, key: int | str) -> tuple[Any] | None:
+    """``(value[key],)`` when ``key`` is a step into JSON data ``value``, else None."""
+    if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        return (value[key],)
+    if isinstance(value, dict) and key in value:
+        return (value[key],)
+    return None
+
+
+def _json_type(value: Any) -> str:
+    """How a JSON value's type is called in an error ("got a string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def root_causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group wraps, flattened (``[exc]`` for any other)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in root_causes(inner)]
+    return [exc]
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` of the cause(s), never of the task group that carried them."""
+    return "; ".join(f"{type(e).__name__}: {e}" for e in root_causes(exc))
+
+
 def as_api_error(exc: BaseException) -> APIError:
-    """Map any exception to the error a client should see."""
+    """Map any exception to the error a client should see (a group: as its first cause)."""
+    if isinstance(exc, BaseExceptionGroup):
+        exc = root_causes(exc)[0]
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, PromptTooLongError):

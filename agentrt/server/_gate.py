@@ -1,8 +1,11 @@
-"""The server's front door, one ASGI middleware: API keys, body size, concurrency, metrics.
+"""The server's front door, one ASGI middleware: browsers, API keys, body size, concurrency.
 
 Order of checks, each refusing with an OpenAI error object:
 
+    foreign Host (DNS rebinding)   -> 403 (see ``_browser``)
+    foreign Origin (cross-site)    -> 403
     /v1/* without an accepted key  -> 401
+    a body that is not JSON        -> 415 (only ``application/json`` is read)
     Content-Length over the limit  -> 413 (a chunked body is counted as it arrives)
     chat completion over the limit -> 429 (no queueing: clients retry, load stays bounded)
 
@@ -19,6 +22,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._auth import KeyRing
+from ._browser import BrowserGuard
 from ._errors import APIError
 from ._metrics import Metrics
 
@@ -64,12 +68,14 @@ class Gate:
         app: ASGIApp,
         *,
         keys: KeyRing,
+        guard: BrowserGuard,
         limiter: Limiter,
         max_body_bytes: int,
         metrics: Metrics,
     ) -> None:
         self.app = app
         self.keys = keys
+        self.guard = guard
         self.limiter = limiter
         self.max_body = max_body_bytes
         self.metrics = metrics
@@ -112,6 +118,9 @@ class Gate:
 
     def _refusal(self, scope: Scope) -> tuple[str, APIError] | None:
         headers = _headers(scope)
+        browser = self.guard.refusal(scope["method"], headers)
+        if browser is not None and browser.status == 403:
+            return "browser", browser
         if self.keys.enabled and scope["path"].startswith("/v1/"):
             key = self.keys.check(headers.get("authorization"))
             if key is None:
@@ -125,8 +134,10 @@ class Gate:
                     headers={"www-authenticate": "Bearer"},
                 )
             scope.setdefault("state", {})["api_key"] = key
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if browser is not None:
+            return "media_type", browser
+        length = headers.get("content-length", "").strip()
+        if length.isascii() and length.isdigit() and int(length) > self.max_body:
             return "too_large", self._too_large()
         return None
 

@@ -2,7 +2,9 @@
 
 Requests accept what the official ``openai`` Python client sends; fields this server does
 not implement are ignored unless ignoring them would change the answer (``n > 1``,
-``logprobs``), which is refused with a 400 naming the field.
+``logprobs``), which is refused with a 400 naming the field. Types are strict, as
+OpenAI's own API is: ``"10"`` is no integer and ``"yes"`` no boolean (an integer is a
+number, though).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class _In(BaseModel):
     # Unknown fields are ignored, as OpenAI-compatible servers do: clients send extras.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Strict: a value of the wrong JSON type is an error, never coerced.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class ContentPartIn(_In):
@@ -90,7 +93,7 @@ class ChatCompletionRequest(_In):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # a 64-bit integer
     stop: str | list[str] | None = None
     response_format: ResponseFormatIn | None = None
     n: int | None = Field(default=None, ge=1)

@@ -11,23 +11,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentrt import Agent
-from agentrt.engine import Engine
+from agentrt.engine import Engine, ToolFormatName
 
 from ._auth import ApiKey
 from ._errors import APIError
 
 
 class AgentRegistry:
-    """Agents by name, each bound to the server's engine unless it names its own."""
+    """Agents by name, each bound to the server's engine (and its tool format, when the
+    server sets one) unless it names its own."""
 
-    def __init__(self, agents: Iterable[Agent], engine: Engine) -> None:
+    def __init__(
+        self, agents: Iterable[Agent], engine: Engine, tool_format: ToolFormatName | None = None
+    ) -> None:
         self._agents: dict[str, Agent] = {}
         for a in agents:
             if a.name in self._agents:
                 raise ValueError(f"two agents are named {a.name!r}; agent names must be unique")
-            self._agents[a.name] = (
-                a if a.engine is not None else dataclasses.replace(a, engine=engine)
-            )
+            if a.engine is None:
+                a = dataclasses.replace(a, engine=engine, tool_format=a.tool_format or tool_format)
+            self._agents[a.name] = a
         self._salted: dict[tuple[str, str], Agent] = {}
 
     def names(self) -> list[str]:

@@ -15,10 +15,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from agentrt.engine import (
-    CacheHint,
     Engine,
     EngineProxy,
     GenerateRequest,
+    PrefillRequest,
     PrefillStats,
     RequestStats,
     SessionId,
@@ -135,23 +135,14 @@ class ReplayEngine(EngineProxy):
             elif call.token_times:
                 call.first_token_t = call.token_times[0]
 
-    async def prefill(
-        self,
-        prompt: Sequence[int],
-        hints: Sequence[CacheHint] = (),
-        session: SessionId | None = None,
-        *,
-        cache_salt: str | None = None,
-        priority: int = 0,
-    ) -> PrefillStats:
-        call = EngineCall("prefill", now(), tuple(prompt))
+    async def prefill(self, request: PrefillRequest) -> PrefillStats:
+        call = EngineCall("prefill", now(), request.prompt)
+        session = request.session
         script = self._scripts.get(session) if session is not None else None
         if script is not None:
             script.calls.append(call)
         try:
-            stats = await self.inner.prefill(
-                prompt, hints, session, cache_salt=cache_salt, priority=priority
-            )
+            stats = await self.inner.prefill(request)
         finally:
             call.end_t = now()
         call.cached_tokens = stats.cached_tokens
