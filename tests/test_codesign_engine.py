@@ -5,9 +5,10 @@
 - token log: the next prompt is the previous prompt + every generated token + turn close.
 
 The model computes every step; where a test needs exact lengths, the proxy below forces
-which tokens it emits (``forced_output``, as trace replay does), so block boundaries fall
-where the test puts them. Each run has its own ``cache_salt``: nothing cached by an earlier
-test can stand in for what this one must compute.
+which tokens it emits (``forced_output``, as trace replay does), and the instructions are
+padded so that block boundaries fall where the test puts them. Each run has its own
+``cache_salt``: nothing cached by an earlier test can stand in for what this one must
+compute. Forced replies are short: decoding is the slow part on CPU.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ import pytest
 from agentrt import (
     Agent,
     SamplingOptions,
-    Switches,
     TokenEvent,
     ToolCallDetected,
     ToolStarted,
     tool,
 )
-from agentrt.engine import Engine, EngineBase, EngineProxy, GenerateRequest, TokenDelta
+from agentrt._conversation import Conversation
+from agentrt.engine import (
+    Engine,
+    EngineProxy,
+    GenerateRequest,
+    PrefillRequest,
+    PrefillStats,
+    TokenDelta,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.engine]
 
@@ -40,53 +48,49 @@ PREFILL_WAIT_S = 30.0
 
 @dataclasses.dataclass(frozen=True)
 class Seen:
-    """One request as the engine received it, and the tokens it emitted."""
+    """One generate request as the engine received it, and the tokens it emitted."""
 
     request: GenerateRequest
     output: tuple[int, ...]
 
 
-# call index (prefills not counted), request -> forced output (None: the model decides)
+# call index -> request -> forced output (None: the model decides)
 Script = Callable[[int, GenerateRequest], tuple[int, ...] | None]
 
 
 class Recorder(EngineProxy):
-    """The real engine with scripted outputs, recording every request, prefills included.
+    """The real engine with scripted outputs, recording every LLM call and split prefill.
 
-    ``delivered`` counts the tokens handed to the agent loop so far in the current call (not
-    prefills), so a tool can tell whether the response was still being decoded when it started.
+    ``delivered`` counts the tokens handed to the agent loop so far in the current call, so
+    a tool can tell whether the response was still being decoded when it started.
     """
-
-    # EngineBase's prefill is a one-token generate: routing it through ``generate`` here
-    # (instead of the inner engine's) lets the recorder see split prefills.
-    prefill = EngineBase.prefill
 
     def __init__(self, inner: Engine, script: Script) -> None:
         super().__init__(inner)
         self.script = script
         self.calls: list[Seen] = []
-        self.prefills: list[Seen] = []
+        self.prefills: list[tuple[PrefillRequest, PrefillStats]] = []
         self.prefilled = anyio.Event()
         self.delivered = 0
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
-        is_prefill = request.sampling.max_tokens == 1
-        if not is_prefill:
-            forced = self.script(len(self.calls), request)
-            if forced is not None:
-                request = dataclasses.replace(request, forced_output=forced, constraint=None)
+        forced = self.script(len(self.calls), request)
+        if forced is not None:
+            request = dataclasses.replace(request, forced_output=forced, constraint=None)
         out: list[int] = []
-        if not is_prefill:
-            self.delivered = 0
+        self.delivered = 0
         async with aclosing(self.inner.generate(request)) as stream:
             async for delta in stream:
                 out.extend(delta.token_ids)
-                if not is_prefill:
-                    self.delivered = len(out)
+                self.delivered = len(out)
                 yield delta
-        (self.prefills if is_prefill else self.calls).append(Seen(request, tuple(out)))
-        if is_prefill:
-            self.prefilled.set()
+        self.calls.append(Seen(request, tuple(out)))
+
+    async def prefill(self, request: PrefillRequest) -> PrefillStats:
+        stats = await self.inner.prefill(request)
+        self.prefills.append((request, stats))
+        self.prefilled.set()
+        return stats
 
 
 def call_text(name: str, **arguments: str) -> str:
@@ -98,10 +102,31 @@ def salted() -> str:
     return f"codesign-{uuid.uuid4().hex}"
 
 
-@pytest.mark.parametrize("stream_tools", [True, False])
-async def test_a_tool_starts_while_the_model_is_still_decoding(
-    vllm_engine: Engine, stream_tools: bool
-) -> None:
+def first_prompt(engine: Engine, agent: Agent, question: str) -> tuple[int, ...]:
+    """The prompt of the agent's first LLM call, built as the agent loop builds it."""
+    conv = Conversation(
+        engine.tokenizer.with_tool_format(agent.tool_format),
+        agent.instructions,
+        [t.schema for t in agent.tools],
+        token_log=True,
+        cache_hints=True,
+    )
+    conv.open_turn(question)
+    return conv.open_response(0).tokens
+
+
+def padded(engine: Engine, agent: Agent, question: str, residue: int) -> Agent:
+    """The agent with its instructions padded until its first prompt's length is
+    ``residue`` modulo the block size, and longer than one block."""
+    bs = engine.info.block_size
+    for n in range(bs, 3 * bs):
+        candidate = dataclasses.replace(agent, instructions=agent.instructions + " ok" * n)
+        if len(first_prompt(engine, candidate, question)) % bs == residue % bs:
+            return candidate
+    raise AssertionError("no padding puts the prompt's end where the test needs it")
+
+
+async def test_a_tool_starts_while_the_model_is_still_decoding(vllm_engine: Engine) -> None:
     tok = vllm_engine.tokenizer
     first = tok.encode(call_text("lookup", key="alpha"))
     second = tok.encode(call_text("lookup", key="beta"))
@@ -125,7 +150,6 @@ async def test_a_tool_starts_while_the_model_is_still_decoding(
         engine=engine,
         max_iterations=2,
         sampling=SamplingOptions(max_tokens=8),
-        switches=Switches(stream_tools=stream_tools),
         cache_salt=salted(),
     )
     events = [e async for e in agent.stream("Look up alpha and beta.")]
@@ -142,13 +166,9 @@ async def test_a_tool_starts_while_the_model_is_still_decoding(
     last_token = max(
         n for n, e in enumerate(events) if isinstance(e, TokenEvent) and e.iteration == 0
     )
-    if stream_tools:
-        # "alpha" ran while the model was still writing the "beta" call.
-        assert delivered_at_start["alpha"] < len(first) + len(second) // 2
-        assert started < last_token
-    else:
-        assert delivered_at_start["alpha"] == len(reply)
-        assert started > last_token
+    # "alpha" ran while the model was still writing the "beta" call.
+    assert delivered_at_start["alpha"] < len(first) + len(second) // 2
+    assert started < last_token
 
 
 async def test_split_prefill_runs_while_a_slow_tool_runs_and_the_next_call_finds_it(
@@ -157,18 +177,7 @@ async def test_split_prefill_runs_while_a_slow_tool_runs_and_the_next_call_finds
     tok = vllm_engine.tokenizer
     bs = vllm_engine.info.block_size
     call = (*tok.encode(call_text("slow_search", q="kv cache")), tok.im_end_id)
-    (filler,) = tok.encode(" ok")
-
-    def script(i: int, request: GenerateRequest) -> tuple[int, ...] | None:
-        if i > 0:
-            return None
-        # Pad the reply so split A (prompt + reply + turn close) ends exactly on a block
-        # boundary: decoding computes the KV of all but the reply's last token, so only
-        # the split prefill can complete that last block.
-        pad = -(len(request.prompt) + len(call) + len(tok.turn_close)) % bs
-        return (filler,) * pad + call
-
-    engine = Recorder(vllm_engine, script)
+    engine = Recorder(vllm_engine, lambda i, _r: call if i == 0 else None)
 
     @tool(timeout_s=PREFILL_WAIT_S + 10, expected_latency_s=2.0)
     async def slow_search(q: str) -> str:
@@ -182,26 +191,32 @@ async def test_split_prefill_runs_while_a_slow_tool_runs_and_the_next_call_finds
             await engine.prefilled.wait()
         return f"3 results for {q}"
 
+    question = "What evicts KV blocks?"
     agent = Agent(
-        instructions="Search first, then answer in one sentence. " * 12,
+        instructions="Search first, then answer in one sentence.",
         tools=[slow_search],
         engine=engine,
         max_iterations=2,
         sampling=SamplingOptions(max_tokens=8),
         cache_salt=salted(),
     )
-    result = await agent.run("What evicts KV blocks?")
+    # Split A (prompt + reply + turn close) ends exactly on a block boundary: decoding
+    # computes the KV of all but the reply's last token, so only the split prefill can
+    # complete that last block.
+    agent = padded(vllm_engine, agent, question, -(len(call) + len(tok.turn_close)))
+    result = await agent.run(question)
 
     first, second = result.iterations[:2]
     gen0 = engine.calls[0]
+    assert gen0.output == call
     split_a = (*gen0.request.prompt, *gen0.output, *tok.turn_close)
     assert len(split_a) % bs == 0 and len(split_a) > bs
     decoded = len(gen0.request.prompt) + len(gen0.output) - 1  # KV the decode computed
     assert decoded // bs * bs == len(split_a) - bs
     # The next call finds all of split A cached: the last block only the prefill computed.
     assert second.cached_tokens == len(split_a)
-    (prefill,) = engine.prefills
-    assert prefill.request.prompt == split_a
+    ((prefill, _stats),) = engine.prefills
+    assert prefill.prompt == split_a
     # The prefill ran inside the tool's span: after the tool started, before it returned.
     (span,) = first.tools
     assert first.split_prefill_span is not None
@@ -209,27 +224,18 @@ async def test_split_prefill_runs_while_a_slow_tool_runs_and_the_next_call_finds
     assert span.start_t <= lo and hi <= span.end_t
 
 
-async def test_each_prompt_extends_the_last_by_every_generated_token_and_the_turn_close(
+async def test_the_next_prompt_is_the_last_plus_every_generated_token_and_the_turn_close(
     vllm_engine: Engine,
 ) -> None:
     tok = vllm_engine.tokenizer
     bs = vllm_engine.info.block_size
-
-    def by_character(text: str) -> tuple[int, ...]:
-        """The text one token per character: what a model may write, but no re-encoding
-        of the text gives back (a prompt re-rendered from messages would differ)."""
-        ids = [tok.encode(c) for c in text]
-        assert all(len(i) == 1 for i in ids), "a character is not a single token"
-        return (*(i[0] for i in ids), tok.im_end_id)
-
-    replies = [
-        by_character(call_text("search", q=f"round {n}: " + "what holds the cache " * 3))
-        for n in (1, 2)
-    ]
-    for reply in replies:
-        assert len(reply) > bs  # so each prompt crosses a block boundary
-        assert tuple(tok.encode(tok.decode(reply))) != reply
-    engine = Recorder(vllm_engine, lambda i, _r: replies[i] if i < len(replies) else None)
+    ids = [tok.encode(c) for c in call_text("search", q="what holds the cache")]
+    assert all(len(i) == 1 for i in ids), "a character is not a single token"
+    # One token per character: what a model may write, but what no re-encoding of the text
+    # gives back (a prompt re-rendered from the messages would differ).
+    reply = (*(i[0] for i in ids), tok.im_end_id)
+    assert tuple(tok.encode(tok.decode(reply))) != reply
+    engine = Recorder(vllm_engine, lambda i, _r: reply if i == 0 else None)
 
     @tool
     def search(q: str) -> str:
@@ -240,19 +246,24 @@ async def test_each_prompt_extends_the_last_by_every_generated_token_and_the_tur
         """
         return f"found: {q[:20]}"
 
+    question = "Where does the KV cache live?"
     agent = Agent(
-        instructions="Search twice, then answer briefly. " * 10,
+        instructions="Search, then answer briefly.",
         tools=[search],
         engine=engine,
-        max_iterations=3,
+        max_iterations=2,
         sampling=SamplingOptions(max_tokens=4),
         cache_salt=salted(),
     )
-    result = await agent.run("Where does the KV cache live?")
+    # The reply straddles a block boundary: its first half ends a block.
+    agent = padded(vllm_engine, agent, question, -(len(reply) // 2))
+    result = await agent.run(question)
 
-    assert len(engine.calls) == 3 and len(result.iterations) == 3
-    for before, after in zip(engine.calls, engine.calls[1:], strict=False):
-        prompt, reply = before.request.prompt, before.output
-        head = (*prompt, *reply, *tok.turn_close)
-        assert after.request.prompt[: len(head)] == head
-        assert len(after.request.prompt) > len(head)  # then the tool's result
+    assert len(engine.calls) == 2 and len(result.iterations) == 2
+    before, after = engine.calls
+    assert before.output == reply
+    prompt = before.request.prompt
+    assert len(prompt) // bs < (len(prompt) + len(reply)) // bs  # a block boundary inside
+    head = (*prompt, *reply, *tok.turn_close)
+    assert after.request.prompt[: len(head)] == head
+    assert len(after.request.prompt) > len(head)  # then the tool's result
