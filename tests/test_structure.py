@@ -232,7 +232,12 @@ VLLM_AND_TORCH = {  # engine/ imports without them; they load when an engine sta
     "agentrt/bench/_engine.py": ["vllm", "vllm.inputs.engine", "vllm.sampling_params"],
     "agentrt/bench/_output.py": ["torch"],
 }
-OPTIONAL = {  # extras (bench, server, mcp) or a host process's own packages
+OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packages
+    # OpenTelemetry loads only when a tracer provider is set (otherwise nothing imports it)
+    "agentrt/_tracing.py": ["agentrt._otel"],
+    # the SDK (otel extra) only when OTEL_* asks for export, or for --trace-file
+    "agentrt/cli/_main.py": ["agentrt._otel_sdk"],
+    "agentrt/cli/_run.py": ["agentrt._otel_sdk"],
     "agentrt/bench/_output.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_plots.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_twin_page.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
