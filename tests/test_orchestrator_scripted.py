@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from agentrt import Agent, RunResult, Switches, tool
-from agentrt.engine import ScriptedEngine, TimingModel
+from agentrt.engine import ScriptedEngine, SessionId, TimingModel
 from agentrt.testing import run_virtual
 
 P = 0.001  # prefill seconds per uncached token
@@ -45,6 +45,7 @@ def run(
     replies: list[str],
     switches: Switches,
     make: Callable[[list[str]], ScriptedEngine] = make_engine,
+    cache_salt: str | None = None,
 ) -> tuple[RunResult, ScriptedEngine]:
     async def main() -> tuple[RunResult, ScriptedEngine]:
         engine = make(replies)
@@ -54,6 +55,7 @@ def run(
             engine=engine,
             switches=switches,
             constrain_calls=False,
+            cache_salt=cache_salt,
         )
         result = await agent.run("Find x.")
         await engine.aclose()
@@ -91,6 +93,15 @@ def test_split_a_is_prefilled_while_tools_run() -> None:
     split_a = first.split_prefill.prompt_tokens
     assert second.cached_tokens == (split_a // BLOCK) * BLOCK
     assert len(engine.requests) == 3  # generate, prefill, generate
+
+
+def test_a_salted_run_prefills_split_a_under_its_own_salt() -> None:
+    result, engine = run(REPLIES, Switches(), cache_salt="tenant-a")
+    first, second = result.iterations
+    assert first.split_prefill is not None
+    # The prefill went in with the run's salt, so the next call (same salt) finds it.
+    assert [r.cache_salt for r in engine.requests] == ["tenant-a"] * 3
+    assert second.cached_tokens == (first.split_prefill.prompt_tokens // BLOCK) * BLOCK
 
 
 def test_ftr_gain_equals_the_timing_model_prediction() -> None:
@@ -143,12 +154,16 @@ def test_parallel_calls_each_start_when_their_own_json_closes() -> None:
 
 
 def test_token_log_prompt_extends_the_previous_prompt_exactly() -> None:
-    _, engine = run(REPLIES, Switches())
+    # Compact JSON: what the model wrote is not what re-rendering the message would give,
+    # so only the token log makes the next prompt start with every generated token.
+    replies = [call_text("search", {"q": "x"}, compact=True), "Done."]
+    _, engine = run(replies, Switches())
     gen0, _prefill, gen1 = engine.requests
-    assert gen1.prompt[: len(gen0.prompt)] == gen0.prompt
-    assert gen1.prompt[len(gen0.prompt) : len(gen0.prompt) + 5] == tuple(
-        engine.tokenizer.encode(REPLIES[0])[:5]
-    )
+    tok = engine.tokenizer
+    generated = (*tok.encode(replies[0]), tok.im_end_id)
+    head = (*gen0.prompt, *generated, *tok.turn_close)
+    assert gen1.prompt[: len(head)] == head
+    assert len(gen1.prompt) > len(head)  # then the tool's result
 
 
 def test_hints_label_system_query_and_tool_output() -> None:
@@ -161,6 +176,51 @@ def test_hints_label_system_query_and_tool_output() -> None:
 def test_baseline_sends_no_hints_and_no_priority() -> None:
     _, engine = run(REPLIES, Switches.baseline())
     assert all(r.hints == () and r.priority == 0 for r in engine.requests)
+
+
+@pytest.mark.parametrize("run_priority", [True, False])
+def test_earlier_runs_get_higher_priority(run_priority: bool) -> None:
+    async def main() -> list[int]:
+        engine = make_engine(["First.", "Second."])
+        agent = Agent(engine=engine, switches=Switches(run_priority=run_priority))
+        await agent.run("One.")
+        await agent.run("Two.")
+        await engine.aclose()
+        return [r.priority for r in engine.requests]
+
+    first, second = run_virtual(main)
+    # vLLM serves lower numbers first; with the switch off every run ties (FCFS).
+    assert first < second if run_priority else first == second == 0
+
+
+class ReleaseRecorder(ScriptedEngine):
+    """Records which sessions the agent loop releases."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(replies, timing=TimingModel(P, D), block_size=BLOCK)
+        self.released: list[SessionId] = []
+
+    async def release(self, session: SessionId) -> None:
+        self.released.append(session)
+        await super().release(session)
+
+
+@pytest.mark.parametrize("cache_hints", [True, False])
+def test_a_run_releases_its_session_at_its_end(cache_hints: bool) -> None:
+    async def main() -> tuple[list[SessionId], list[SessionId | None]]:
+        engine = ReleaseRecorder(REPLIES)
+        agent = Agent(
+            tools=[search],
+            engine=engine,
+            constrain_calls=False,
+            switches=Switches(cache_hints=cache_hints),
+        )
+        await agent.run("Find x.")
+        await engine.aclose()
+        return engine.released, [r.session for r in engine.requests]
+
+    released, sessions = run_virtual(main)
+    assert released == (sessions[:1] if cache_hints else [])
 
 
 def test_a_cancelled_turn_leaves_the_session_as_before() -> None:

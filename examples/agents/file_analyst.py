@@ -16,6 +16,8 @@ from agentrt.tools import file_tools
 
 DEFAULT_FOLDER = Path(__file__).parent.parent / "data" / "project"
 
+QUESTION = "Which files mention eviction?"
+
 
 def make_agent(folder: Path) -> Agent:
     return Agent(
@@ -34,5 +36,5 @@ def make_agent(folder: Path) -> Agent:
 if __name__ == "__main__":
     args = sys.argv[1:]
     folder = Path(args.pop(0)) if args and Path(args[0]).is_dir() else DEFAULT_FOLDER
-    question = " ".join(args) or "Which files mention eviction?"
+    question = " ".join(args) or QUESTION
     report(question, make_agent(folder).run_sync(question))

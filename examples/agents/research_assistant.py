@@ -41,6 +41,8 @@ async def city_facts(
     return f"{city.title()} {fact}: {entry[fact]}"
 
 
+QUESTION = "Compare the populations of Paris and Lyon."
+
 agent = Agent(
     name="research",
     instructions=(
@@ -55,5 +57,5 @@ agent = Agent(
 )
 
 if __name__ == "__main__":
-    question = " ".join(sys.argv[1:]) or "Compare the populations of Paris and Lyon."
+    question = " ".join(sys.argv[1:]) or QUESTION
     report(question, agent.run_sync(question))

@@ -13,6 +13,8 @@ from _common import report
 from agentrt import Agent, SamplingOptions
 from agentrt.tools import calculator
 
+QUESTION = "How many miles is 42 km?"
+
 agent = Agent(
     name="units",
     instructions=(
@@ -27,5 +29,5 @@ agent = Agent(
 )
 
 if __name__ == "__main__":  # vLLM starts its engine core in a spawned process
-    question = " ".join(sys.argv[1:]) or "How many miles is 42 km?"
+    question = " ".join(sys.argv[1:]) or QUESTION
     report(question, agent.run_sync(question))
