@@ -99,6 +99,8 @@ class ChatCompletionRequest(_In):
     n: int | None = Field(default=None, ge=1)
     logprobs: bool | None = None
     user: str | None = None
+    # OpenAI's conversation key for its prompt cache: here it names the chat session.
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
     # vLLM's extension (``extra_body={"ignore_eos": True}``): decode exactly max_tokens.
     ignore_eos: bool | None = None
 
