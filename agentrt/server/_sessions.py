@@ -88,6 +88,7 @@ class ChatSessions:
         """The session of a request arriving now: the client's key, else the inferred
         session (if still live), else a new one. Learns the tool latency when the
         session was waiting on its tools."""
+        self._live.evict()
         if given is not None:
             name = "key:" + given
             sid = SessionId("chat-" + hashlib.sha256(f"{scope}\0{given}".encode()).hexdigest()[:24])
