@@ -93,15 +93,7 @@ def plan_chat(
         APIError: a field is invalid or unsupported (400, naming the field).
         PromptTooLongError: the rendered prompt does not fit the context.
     """
-    if body.n not in (None, 1):
-        raise APIError(400, "n: only n=1 is supported", param="n", code="unsupported_value")
-    if body.logprobs:
-        raise APIError(
-            400,
-            "logprobs: not supported by this server",
-            param="logprobs",
-            code="unsupported_value",
-        )
+    _refuse_unsupported(body)
     check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
@@ -187,6 +179,34 @@ def _role_tier(m: ChatMessage) -> Tier:
     if m.role == "assistant" and not m.tool_calls:
         return Tier.RESPONSE
     return Tier.DEFAULT
+
+
+# Parameters this server does not implement, with the values that change nothing.
+_NO_OP: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("n", (None, 1)),
+    ("logprobs", (None, False)),
+    ("top_logprobs", (None, 0)),
+    ("presence_penalty", (None, 0)),
+    ("frequency_penalty", (None, 0)),
+    ("repetition_penalty", (None, 1)),
+    ("logit_bias", (None, {})),
+    ("top_k", (None, 0, -1)),
+    ("min_p", (None, 0)),
+    ("stop_token_ids", (None, [])),
+)
+
+
+def _refuse_unsupported(body: ChatCompletionRequest) -> None:
+    """A 400 naming the first parameter set to a value this server would otherwise drop."""
+    for name, no_op in _NO_OP:
+        value = getattr(body, name)
+        if value is not None and value not in no_op:
+            raise APIError(
+                400,
+                f"{name}: not supported by this server (got {value!r}); leave it unset",
+                param=name,
+                code="unsupported_value",
+            )
 
 
 def _text(i: int, m: MessageIn) -> str:
