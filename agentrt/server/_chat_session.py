@@ -16,6 +16,7 @@ Each part has its switch (``ServerConfig``: ``session_reuse``, ``chat_sessions``
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class ChatCodesign:
                 self._prefill(engine, plan, turn, session.split_ttl())
             )
             self._splits[session.id] = task
-            task.add_done_callback(lambda t, sid=session.id: self._forget(sid, t))
+            task.add_done_callback(functools.partial(self._forget, session.id))
 
     def _remember(
         self, tok: ChatTokenizer, plan: ChatPlan, out: Outcome, final: bool
