@@ -306,7 +306,8 @@ async def test_a_tool_calls_completion_is_followed_by_split_prefill_that_the_nex
         second = await post(c, [SYSTEM, USER, msg, result])
     req = calls(eng)[0]
     (split,) = eng.prefills
-    split_a = req.prompt + turn_tokens(eng, CALL_TEXT)
+    opening = eng.tokenizer.encode("<|im_start|>user\n<tool_response>\n")
+    split_a = req.prompt + turn_tokens(eng, CALL_TEXT) + tuple(opening)
     assert split.prompt == split_a
     assert split.session == req.session
     assert all(h.tier == Tier.SPLIT_PENDING and h.ttl_s for h in split.hints)

@@ -6,8 +6,9 @@ hints by role, and a split prefill still pending for that session is cancelled (
 client is back: the next request itself prefills the rest). After the completion: its
 tokens are remembered (``_echo``) so the echoed turn is re-sent exactly; a final answer
 releases the session; a ``tool_calls`` completion prefills split A (the prompt, the
-generated tokens and the turn close) as SPLIT_PENDING for the tools' learned latency,
-at the lowest priority and only when no request is waiting, so it never delays one.
+generated tokens, the turn close and the opening of the first tool result's turn) as
+SPLIT_PENDING for the tools' learned latency, at the lowest priority and only when no
+request is waiting, so it never delays one.
 
 Each part has its switch (``ServerConfig``: ``session_reuse``, ``chat_sessions``,
 ``chat_split_prefill``), so one server measures what each buys.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from agentrt.engine import (
     CacheHint,
+    ChatMessage,
     ChatTokenizer,
     Engine,
     PrefillRequest,
@@ -101,7 +103,7 @@ class ChatCodesign:
             await engine.release(session.id)
         elif self.split_prefill and turn is not None and out.finish_reason == "tool_calls":
             task = asyncio.get_running_loop().create_task(
-                self._prefill(engine, plan, turn, session.split_ttl())
+                self._prefill(engine, tok, plan, turn, session.split_ttl())
             )
             self._splits[session.id] = task
             task.add_done_callback(functools.partial(self._forget, session.id))
@@ -129,7 +131,7 @@ class ChatCodesign:
         return turn
 
     async def _prefill(
-        self, engine: Engine, plan: ChatPlan, turn: RememberedTurn, ttl_s: float
+        self, engine: Engine, tok: ChatTokenizer, plan: ChatPlan, turn: RememberedTurn, ttl_s: float
     ) -> None:
         """Split A of ``turn`` into the cache, pinned for ``ttl_s``; skipped when the engine
         has requests waiting (spare capacity only). Never raises but on cancellation."""
@@ -138,7 +140,7 @@ class ChatCodesign:
             stats = await engine.stats()
             if stats.num_waiting > 0:
                 return
-            tokens = turn.conversation
+            tokens = turn.conversation + result_opening(tok, turn.call_ids[0])
             hints = _pending(req.hints, len(req.prompt), len(tokens), ttl_s)
             await engine.prefill(
                 PrefillRequest(
@@ -169,6 +171,15 @@ class ChatCodesign:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def result_opening(tok: ChatTokenizer, call_id: str) -> tuple[int, ...]:
+    """The tokens that open the first tool result's turn, whatever the result says: the
+    common head of two renders that differ only in their content."""
+    a = tok.render_message(ChatMessage("tool", "0", tool_call_id=call_id))
+    b = tok.render_message(ChatMessage("tool", "x", tool_call_id=call_id))
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return tuple(a[:n])
 
 
 def _pending(
