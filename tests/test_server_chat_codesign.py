@@ -4,6 +4,7 @@ release) and a ``tool_calls`` completion is followed by a split prefill."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ import pytest
 from agentrt.engine import (
     CacheHint,
     EngineProxy,
+    EngineStats,
     GenerateRequest,
     PrefillRequest,
     PrefillStats,
@@ -325,3 +327,28 @@ async def test_split_prefill_switch_off() -> None:
         await tool_round(c)
     assert eng.prefills == []
     assert calls(eng)[0].session == calls(eng)[1].session
+
+
+class Busy(Recorder):
+    """An engine reporting a request waiting: split prefills must stay out of its way."""
+
+    def __init__(self, inner: ScriptedEngine) -> None:
+        super().__init__(inner)
+        self.asked = anyio.Event()
+
+    async def stats(self) -> EngineStats:
+        self.asked.set()
+        return dataclasses.replace(await self.inner.stats(), num_waiting=1)
+
+
+async def test_no_split_prefill_while_requests_wait() -> None:
+    eng = Busy(ScriptedEngine([CALL_TEXT, ANSWER], timing=FAST))
+    async with served(eng) as url, httpx.AsyncClient(base_url=url) as c:
+        first = await post(c, [SYSTEM, USER])
+        with anyio.fail_after(10):
+            await eng.asked.wait()
+        msg = echoed(first["choices"][0]["message"], compact=True)
+        result = {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": "3"}
+        await post(c, [SYSTEM, USER, msg, result])
+    assert eng.prefills == []
+    assert len(calls(eng)) == 2
