@@ -70,7 +70,15 @@ def create_app(
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
             prep=anyio.CapacityLimiter(cfg.prep_threads),
             watch=EngineWatch(resolved),
-            codesign=chat_codesign(cfg),
+            codesign=chat_codesign(
+                session_reuse=cfg.session_reuse,
+                chat_sessions=cfg.chat_sessions,
+                split_prefill=cfg.chat_split_prefill,
+                max_turns=cfg.max_remembered_turns,
+                turn_ttl_s=cfg.remembered_turn_ttl_s,
+                max_sessions=cfg.max_chat_sessions,
+                session_idle_s=cfg.chat_session_idle_s,
+            ),
         )
         app.state.server = st
         try:

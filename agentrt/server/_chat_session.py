@@ -34,7 +34,6 @@ from agentrt.engine import (
 )
 
 from ._chat_plan import ChatPlan
-from ._config import ServerConfig
 from ._echo import RememberedTurn, TurnMemory, fingerprint, turn_segment
 from ._sessions import ChatSessions, client_key
 
@@ -193,14 +192,17 @@ def _pending(
     return tuple(CacheHint(a, b, Tier.SPLIT_PENDING, ttl_s, base=t) for a, b, t in ranges)
 
 
-def chat_codesign(cfg: ServerConfig) -> ChatCodesign:
-    """The chat co-design a server configuration asks for."""
-    turns = (
-        TurnMemory(cfg.max_remembered_turns, cfg.remembered_turn_ttl_s)
-        if cfg.session_reuse
-        else None
-    )
-    sessions = (
-        ChatSessions(cfg.max_chat_sessions, cfg.chat_session_idle_s) if cfg.chat_sessions else None
-    )
-    return ChatCodesign(turns, sessions, split_prefill=cfg.chat_split_prefill)
+def chat_codesign(
+    *,
+    session_reuse: bool,
+    chat_sessions: bool,
+    split_prefill: bool,
+    max_turns: int,
+    turn_ttl_s: float,
+    max_sessions: int,
+    session_idle_s: float,
+) -> ChatCodesign:
+    """The chat co-design the switches ask for (``ServerConfig`` documents each)."""
+    turns = TurnMemory(max_turns, turn_ttl_s) if session_reuse else None
+    sessions = ChatSessions(max_sessions, session_idle_s) if chat_sessions else None
+    return ChatCodesign(turns, sessions, split_prefill=split_prefill)
