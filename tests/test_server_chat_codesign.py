@@ -202,8 +202,10 @@ async def test_a_final_answer_echoed_as_content_is_reused() -> None:
 
 async def test_streamed_completions_are_remembered_too() -> None:
     eng = engine(CALL_TEXT, ANSWER)
-    async with served(eng) as url:
-        client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="none")
+    async with (
+        served(eng) as url,
+        openai.AsyncOpenAI(base_url=url + "/v1", api_key="none") as client,
+    ):
         stream = await client.chat.completions.create(
             model="scripted",
             messages=[SYSTEM, USER],

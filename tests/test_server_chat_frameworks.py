@@ -13,6 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
@@ -78,10 +79,11 @@ def add(a: int, b: int) -> int:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_openai_agents_sdk(stream: bool) -> None:
-
     set_tracing_disabled(True)
-    async with served() as (url, engine, model):
-        client = openai.AsyncOpenAI(base_url=url, api_key="none")
+    async with (
+        served() as (url, engine, model),
+        openai.AsyncOpenAI(base_url=url, api_key="none") as client,
+    ):
         agent = Agent(
             name="calc",
             instructions="Add numbers with the tool.",
@@ -101,9 +103,11 @@ async def test_openai_agents_sdk(stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_pydantic_ai(stream: bool) -> None:
-
-    async with served() as (url, engine, model):
-        provider = OpenAIProvider(base_url=url, api_key="none")
+    async with (
+        served() as (url, engine, model),
+        openai.AsyncOpenAI(base_url=url, api_key="none") as client,
+    ):
+        provider = OpenAIProvider(openai_client=client)
         agent = PydanticAgent(
             OpenAIChatModel("scripted", provider=provider),
             instructions="Add numbers with the tool.",
@@ -119,9 +123,14 @@ async def test_pydantic_ai(stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_langchain_openai(stream: bool) -> None:
-
-    async with served() as (url, engine, model):
-        llm = ChatOpenAI(model="scripted", base_url=url, api_key="none", streaming=stream)  # type: ignore[arg-type]
+    async with served() as (url, engine, model), httpx.AsyncClient() as http:
+        llm = ChatOpenAI(
+            model="scripted",
+            base_url=url,
+            api_key="none",  # type: ignore[arg-type]
+            streaming=stream,
+            http_async_client=http,
+        )
         bound = llm.bind_tools([tool(add)])
         history: list[BaseMessage] = [HumanMessage(QUESTION)]
         first = await bound.ainvoke(history)
