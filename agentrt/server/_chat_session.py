@@ -161,9 +161,6 @@ class ChatCodesign:
         if self._splits.get(session) is task:
             del self._splits[session]
 
-    def pending_splits(self) -> int:
-        return len(self._splits)
-
     async def aclose(self) -> None:
         """Cancel the split prefills in flight (the server is stopping)."""
         tasks, self._splits = list(self._splits.values()), {}
