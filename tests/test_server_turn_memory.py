@@ -29,9 +29,7 @@ def turn(
     calls = calls or []
     fp = fingerprint(content, [(n, a) for _, n, a in calls])
     assert fp is not None
-    return RememberedTurn(
-        cid, (1, 2, 3), (9, 1, 2), fp, tuple(i for i, _, _ in calls), "s", not calls, 2
-    )
+    return RememberedTurn(cid, (1, 2, 3), fp, tuple(i for i, _, _ in calls), "s", not calls, 2)
 
 
 def assistant(content: str, calls: list[tuple[str, str, str]] | None = None) -> ChatMessage:
@@ -179,3 +177,8 @@ def test_capacity_bounds_sessions() -> None:
     ids = [s.arrive("", f"k{i}", None).id for i in range(3)]
     assert len(s) == 2
     assert s.take_expired() == [ids[0]]
+
+
+def test_a_turn_continues_the_prompt_it_answered() -> None:
+    # The prompt ends with the generation prompt (1, 2), which the segment opens with.
+    assert turn("c1", "hi").after((9, 1, 2)) == (9, 1, 2, 3)

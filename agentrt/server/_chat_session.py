@@ -119,7 +119,6 @@ class ChatCodesign:
         turn = RememberedTurn(
             out.completion_id,
             turn_segment(tok, out.token_ids),
-            plan.request.prompt,
             fp,
             tuple(call_id for call_id, _, _ in out.calls),
             session,
@@ -139,7 +138,7 @@ class ChatCodesign:
             stats = await engine.stats()
             if stats.num_waiting > 0:
                 return
-            tokens = turn.conversation + result_opening(tok, turn.call_ids[0])
+            tokens = turn.after(req.prompt) + result_opening(tok, turn.call_ids[0])
             hints = _pending(req.hints, len(req.prompt), len(tokens), ttl_s)
             await engine.prefill(
                 PrefillRequest(

@@ -45,25 +45,24 @@ class RememberedTurn:
     """One completion as its tokens appear in a later prompt.
 
     Invariants: ``segment`` is the generation prompt, the generated tokens verbatim and
-    the turn close (so ``prompt + segment[len(generation prompt):]`` is the conversation
-    up to the end of this turn); ``fingerprint`` is of the content and calls the client
-    received; ``call_ids`` are the ids it received, in order.
+    the turn close, so the prompt it answered (which ends with the generation prompt)
+    followed by ``segment[opening:]`` is the conversation up to the end of this turn;
+    ``fingerprint`` is of the content and calls the client received; ``call_ids`` are
+    the ids it received, in order. The prompt itself is not kept (memory stays bounded
+    by the output lengths).
     """
 
     completion_id: str
     segment: tuple[int, ...]
-    prompt: tuple[int, ...]
     fingerprint: str
     call_ids: tuple[str, ...]
     session: str | None
     final: bool
     opening: int
 
-    @property
-    def conversation(self) -> tuple[int, ...]:
-        """The prompt it answered followed by this turn (split A of a tool-calling turn):
-        the prompt already ends with the ``opening`` tokens (the generation prompt)."""
-        return self.prompt + self.segment[self.opening :]
+    def after(self, prompt: tuple[int, ...]) -> tuple[int, ...]:
+        """``prompt`` (the one this turn answered) followed by this turn."""
+        return prompt + self.segment[self.opening :]
 
 
 def fingerprint(content: str, calls: Sequence[tuple[str, str]]) -> str | None:
