@@ -214,6 +214,19 @@ VLLM_AND_TORCH = {  # engine/ imports without them; they load when an engine sta
     "engine/__init__.py": ["importlib"],  # VLLMEngine, HTTPEngine on first use
     "engine/_model.py": ["torch", "transformers"],
     "engine/_tier_scheduler.py": ["vllm.v1.engine.core"],
+    "engine/_twin_core.py": [  # the twin builds vLLM's scheduler only when it starts
+        "agentrt.engine._tier_queue",
+        "agentrt.engine._tier_scheduler",
+        "torch",
+        "vllm.config",
+        "vllm.utils.hashing",
+        "vllm.v1.core.kv_cache_utils",
+        "vllm.v1.core.sched.scheduler",
+        "vllm.v1.kv_cache_interface",
+        "vllm.v1.outputs",
+        "vllm.v1.request",
+        "vllm.v1.structured_output",
+    ],
     "engine/_vllm.py": ["vllm.inputs.engine", "vllm.v1.engine.async_llm", "vllm.v1.metrics.reader"],
     "engine/_vllm_args.py": ["torch", "vllm", "vllm.engine.arg_utils", "vllm.sampling_params"],
     "agentrt/bench/_engine.py": ["vllm", "vllm.inputs.engine", "vllm.sampling_params"],
@@ -222,6 +235,7 @@ VLLM_AND_TORCH = {  # engine/ imports without them; they load when an engine sta
 OPTIONAL = {  # extras (bench, server, mcp) or a host process's own packages
     "agentrt/bench/_output.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_plots.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
+    "agentrt/replay/report/_twin_page.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],
     "tools/_mcp.py": [
