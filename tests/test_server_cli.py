@@ -125,3 +125,20 @@ def test_sizes_parse_with_units(text: str, value: int) -> None:
 def test_a_bad_size_is_an_argument_error() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         parse_bytes("lots")
+
+
+def test_chat_codesign_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTRT_API_KEYS", raising=False)
+    _, on = build(parse())
+    assert (on.session_reuse, on.chat_sessions, on.chat_split_prefill) == (True, True, True)
+    _, off = build(
+        parse(
+            "--no-session-reuse",
+            "--no-chat-sessions",
+            "--no-chat-split-prefill",
+            "--chat-session-idle",
+            "30",
+        )
+    )
+    assert (off.session_reuse, off.chat_sessions, off.chat_split_prefill) == (False, False, False)
+    assert off.chat_session_idle_s == 30.0

@@ -20,6 +20,7 @@ from agentrt.engine import Engine, EngineStats
 
 from . import _agents, _chat
 from ._browser import BrowserGuard
+from ._chat_session import chat_codesign
 from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
@@ -69,12 +70,22 @@ def create_app(
             sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
             prep=anyio.CapacityLimiter(cfg.prep_threads),
             watch=EngineWatch(resolved),
+            codesign=chat_codesign(
+                session_reuse=cfg.session_reuse,
+                chat_sessions=cfg.chat_sessions,
+                split_prefill=cfg.chat_split_prefill,
+                max_turns=cfg.max_remembered_turns,
+                turn_ttl_s=cfg.remembered_turn_ttl_s,
+                max_sessions=cfg.max_chat_sessions,
+                session_idle_s=cfg.chat_session_idle_s,
+            ),
         )
         app.state.server = st
         try:
             yield
         finally:
             await st.watch.aclose()
+            await st.codesign.aclose()
             await _agents.cancel_all(st)
             if not isinstance(engine, Engine):
                 from agentrt import close_default_engine

@@ -28,7 +28,9 @@ from agentrt.engine import EngineError, PromptTooLongError, RequestStats, TokenD
 from ._auth import ApiKey
 from ._chat_output import CallOut, ChoiceAssembler, Piece
 from ._chat_plan import ChatPlan, plan_chat
+from ._chat_session import Outcome
 from ._config import ServerState, api_key_of, state_of
+from ._echo import scope_of
 from ._errors import APIError, from_validation
 from ._limits import SchemaBudget, check_counts
 from ._openai_models import (
@@ -98,11 +100,13 @@ async def chat_completions(request: Request) -> Response:
     key = api_key_of(request)
     raw = await request.body()
     model, plan = await st.off_loop(functools.partial(_prepare, st, raw, key))
+    header = request.headers.get("x-session-id") or None
+    plan = await st.codesign.join(st.engine, plan, header)
     chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), model)
     if plan.stream:
-        return SSEResponse(_stream(st, plan, chunks, request.headers))
+        return SSEResponse(_stream(st, plan, chunks, request.headers, header))
     try:
-        work = _complete(st, plan, chunks, request.headers)
+        work = _complete(st, plan, chunks, request.headers, header)
         return await unless_disconnected(request.receive, work)
     except ClientGone:
         return Response(status_code=499)  # nobody is listening; the engine request is aborted
@@ -122,6 +126,8 @@ def _prepare(st: ServerState, raw: bytes, key: ApiKey | None) -> tuple[str, Chat
         cache_salt=key.cache_salt if key else None,
         default_temperature=st.config.default_temperature,
         budget=SchemaBudget(st.config.max_schema_depth, st.config.max_schema_nodes),
+        memory=st.codesign.turns,
+        scope=scope_of(key),
     )
 
 
@@ -140,12 +146,18 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
 
 
 async def _complete(
-    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+    st: ServerState,
+    plan: ChatPlan,
+    chunks: _Chunks,
+    headers: Mapping[str, str],
+    header: str | None,
 ) -> Response:
     asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
+    ids: list[int] = []
     async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
+            ids.extend(d.token_ids)
             if d.text:
                 asm.feed(d.text)
             if d.stats is not None:
@@ -170,17 +182,24 @@ async def _complete(
         choices=[ChoiceOut(message=message, finish_reason=finish)],
         usage=usage(stats.prompt_tokens, stats.output_tokens, stats.cached_tokens),
     )
+    await _finished(st, plan, chunks.id, ids, asm, finish, header)
     return json_response(out)
 
 
 async def _stream(
-    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+    st: ServerState,
+    plan: ChatPlan,
+    chunks: _Chunks,
+    headers: Mapping[str, str],
+    header: str | None,
 ) -> AsyncIterator[bytes]:
     asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
     started = False
+    ids: list[int] = []
     async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
+            ids.extend(d.token_ids)
             if not started:
                 # Only now: an engine error before the first token is still an HTTP error.
                 started = True
@@ -196,10 +215,32 @@ async def _stream(
         raise EngineError("the engine's stream ended without statistics")
     finish = asm.finish_reason(stats.finish_reason)
     st.metrics.observe_chat(stats)
+    await _finished(st, plan, chunks.id, ids, asm, finish, header)
     yield chunks.delta({}, finish)
     if plan.include_usage:
         yield chunks.usage(stats)
     yield DONE
+
+
+async def _finished(
+    st: ServerState,
+    plan: ChatPlan,
+    completion_id: str,
+    ids: list[int],
+    asm: ChoiceAssembler,
+    finish: str,
+    header: str | None,
+) -> None:
+    """Hand the completion to the co-design (remember its tokens, release or prefill)."""
+    out = Outcome(
+        completion_id,
+        tuple(ids),
+        "".join(asm.content),
+        [(c.id, c.name, c.arguments) for c in asm.calls],
+        finish,
+    )
+    tok = st.engine.tokenizer.with_tool_format(st.config.tool_format)
+    await st.codesign.finished(st.engine, tok, plan, out, header)
 
 
 async def _generate(

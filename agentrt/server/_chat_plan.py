@@ -9,7 +9,7 @@ when tools are given, else "none".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -32,23 +32,43 @@ from agentrt.engine import (
     check_tool_name,
 )
 
+from ._echo import RememberedTurn, Scope, TurnMemory
 from ._errors import APIError
 from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
 from ._openai_models import ChatCompletionRequest, MessageIn, NamedToolChoiceIn, ToolDefIn
 from ._schemas import canonical, check_request_schemas, schema_problem
+from ._sessions import ChatSession
 
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
 class ChatPlan:
-    """What one chat request becomes. ``calls_format``: the format whose parser reads tool
-    calls out of the output (None: the output is all content)."""
+    """What one chat request becomes.
+
+    ``calls_format``: the format whose parser reads tool calls out of the output (None:
+    the output is all content). ``roles``: hints by each segment's role, used once the
+    request joins a session (``with_session``). ``echoed``: remembered turns whose tokens
+    replaced a re-render. ``scope``: whose turn memory. ``session_key``: the
+    conversation key the client gave (``prompt_cache_key`` or ``user``; None: none).
+    """
 
     request: GenerateRequest
     calls_format: ToolFormat | None
     stream: bool
     include_usage: bool
+    roles: tuple[CacheHint, ...] = ()
+    echoed: tuple[RememberedTurn, ...] = ()
+    scope: Scope = ""
+    session_key: str | None = None
+    session: ChatSession | None = None
+
+    def with_session(self, session: ChatSession) -> ChatPlan:
+        """The request in ``session``: its priority, its engine session, hints by role."""
+        request = replace(
+            self.request, session=session.id, priority=session.priority, hints=self.roles
+        )
+        return replace(self, request=request, session=session)
 
 
 def plan_chat(
@@ -59,25 +79,21 @@ def plan_chat(
     cache_salt: str | None,
     default_temperature: float = 1.0,
     budget: SchemaBudget | None = None,
+    memory: TurnMemory | None = None,
+    scope: Scope = "",
 ) -> ChatPlan:
     """Validate ``body`` and build the engine request.
 
     CPU-bound (schema checks, rendering, tokenizing): the server calls it off the event
-    loop. The schemas are measured against ``budget`` before anything walks them.
+    loop. The schemas are measured against ``budget`` before anything walks them. An
+    assistant message that echoes a turn ``memory`` holds for ``scope`` is put in as the
+    tokens the model generated; every other message is rendered.
 
     Raises:
         APIError: a field is invalid or unsupported (400, naming the field).
         PromptTooLongError: the rendered prompt does not fit the context.
     """
-    if body.n not in (None, 1):
-        raise APIError(400, "n: only n=1 is supported", param="n", code="unsupported_value")
-    if body.logprobs:
-        raise APIError(
-            400,
-            "logprobs: not supported by this server",
-            param="logprobs",
-            code="unsupported_value",
-        )
+    _refuse_unsupported(body)
     check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
@@ -88,11 +104,12 @@ def plan_chat(
     constraint, parse_calls = _constraint(body, tools, tok.tool_format)
 
     check_prompt_length(messages, tools, tok.encode, info.max_model_len)
-    segments = tok.render_segment_ids(messages, tools, add_generation_prompt=True)
+    segments, tiers, echoed = _segments(messages, tools, tok, memory, scope)
     prompt = tuple(t for seg in segments for t in seg)
     if len(prompt) >= info.max_model_len:
         raise PromptTooLongError(len(prompt), info.max_model_len)
-    hints = _hints(messages, tools, segments) if info.supports_hints else ()
+    hints = _hints(tiers, segments) if info.supports_hints else ()
+    roles = _role_hints(tiers, segments) if info.supports_hints else ()
 
     requested = body.max_completion_tokens or body.max_tokens
     room = info.max_model_len - len(prompt)
@@ -111,7 +128,85 @@ def plan_chat(
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     calls_format = tok.tool_format if parse_calls else None
-    return ChatPlan(request, calls_format, bool(body.stream), include_usage)
+    return ChatPlan(
+        request,
+        calls_format,
+        bool(body.stream),
+        include_usage,
+        roles,
+        tuple(echoed),
+        scope,
+        body.prompt_cache_key or body.user or None,
+    )
+
+
+def _segments(
+    messages: list[ChatMessage],
+    tools: list[ToolSchema],
+    tok: ChatTokenizer,
+    memory: TurnMemory | None,
+    scope: Scope,
+) -> tuple[list[tuple[int, ...]], list[Tier], list[RememberedTurn]]:
+    """The prompt's segments (header, each message, generation prompt; the same tokens
+    as ``render_segment_ids``, but echoed turns as remembered) and each one's role tier."""
+    has_system = bool(messages) and messages[0].role == "system"
+    header = tok.render_header(messages[0].content if has_system else None, tools)
+    segments: list[tuple[int, ...]] = []
+    tiers: list[Tier] = []
+    echoed: list[RememberedTurn] = []
+    if header:
+        segments.append(tuple(header))
+        tiers.append(Tier.SYSTEM)
+    for m in messages[1 if has_system else 0 :]:
+        turn = memory.match(scope, m) if memory is not None and m.role == "assistant" else None
+        if turn is not None:
+            echoed.append(turn)
+            segments.append(turn.segment)
+        else:
+            segments.append(tuple(tok.render_message(m)))
+        tiers.append(_role_tier(m))
+    segments.append(tok.generation_prompt)
+    tiers.append(Tier.DEFAULT)
+    return segments, tiers, echoed
+
+
+def _role_tier(m: ChatMessage) -> Tier:
+    """USER_QUERY, TOOL_OUTPUT, RESPONSE for an earlier answer (no calls), else DEFAULT."""
+    if m.role == "user":
+        return Tier.USER_QUERY
+    if m.role == "tool":
+        return Tier.TOOL_OUTPUT
+    if m.role == "assistant" and not m.tool_calls:
+        return Tier.RESPONSE
+    return Tier.DEFAULT
+
+
+# Parameters this server does not implement, with the values that change nothing.
+_NO_OP: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    ("n", (None, 1)),
+    ("logprobs", (None, False)),
+    ("top_logprobs", (None, 0)),
+    ("presence_penalty", (None, 0)),
+    ("frequency_penalty", (None, 0)),
+    ("repetition_penalty", (None, 1)),
+    ("logit_bias", (None, {})),
+    ("top_k", (None, 0, -1)),
+    ("min_p", (None, 0)),
+    ("stop_token_ids", (None, [])),
+)
+
+
+def _refuse_unsupported(body: ChatCompletionRequest) -> None:
+    """A 400 naming the first parameter set to a value this server would otherwise drop."""
+    for name, no_op in _NO_OP:
+        value = getattr(body, name)
+        if value is not None and value not in no_op:
+            raise APIError(
+                400,
+                f"{name}: not supported by this server (got {value!r}); leave it unset",
+                param=name,
+                code="unsupported_value",
+            )
 
 
 def _text(i: int, m: MessageIn) -> str:
@@ -253,13 +348,11 @@ def _choice_error(exc: ToolChoiceError) -> APIError:
     )
 
 
-def _hints(
-    messages: list[ChatMessage], tools: list[ToolSchema], segments: list[list[int]]
-) -> tuple[CacheHint, ...]:
-    """System prompt + tool list: the SYSTEM tier (shared by every request of an app);
-    the conversation after it: DEFAULT. The generation prompt stays unlabeled."""
-    has_header = bool(tools) or (bool(messages) and messages[0].role == "system")
-    header = len(segments[0]) if has_header and segments else 0
+def _hints(tiers: list[Tier], segments: list[tuple[int, ...]]) -> tuple[CacheHint, ...]:
+    """Without a session: system prompt + tool list is the SYSTEM tier (shared by every
+    request of an app); the conversation after it DEFAULT; the generation prompt stays
+    unlabeled."""
+    header = len(segments[0]) if tiers[0] == Tier.SYSTEM else 0
     body_end = sum(len(s) for s in segments[:-1])
     hints = []
     if header:
@@ -267,3 +360,18 @@ def _hints(
     if body_end > header:
         hints.append(CacheHint(header, body_end, Tier.DEFAULT))
     return tuple(hints)
+
+
+def _role_hints(tiers: list[Tier], segments: list[tuple[int, ...]]) -> tuple[CacheHint, ...]:
+    """With a session: each segment its role's tier, adjacent ranges of one tier merged."""
+    merged: list[tuple[int, int, Tier]] = []
+    pos = 0
+    for tier, seg in zip(tiers, segments, strict=True):
+        if not seg:
+            continue
+        if merged and merged[-1][2] == tier:
+            merged[-1] = (merged[-1][0], pos + len(seg), tier)
+        else:
+            merged.append((pos, pos + len(seg), tier))
+        pos += len(seg)
+    return tuple(CacheHint(a, b, t) for a, b, t in merged)

@@ -125,6 +125,29 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         action="store_true",
         help="allow listening beyond loopback without an API key (anyone reaching it may use it)",
     )
+    co = p.add_argument_group("chat co-design (each switch measures what it buys)")
+    co.add_argument(
+        "--no-session-reuse",
+        action="store_true",
+        help="re-render echoed assistant turns instead of reusing the generated tokens",
+    )
+    co.add_argument(
+        "--no-chat-sessions",
+        action="store_true",
+        help="chat requests join no session: two coarse tiers, no priority, no release",
+    )
+    co.add_argument(
+        "--no-chat-split-prefill",
+        action="store_true",
+        help="no split prefill after a tool_calls completion",
+    )
+    co.add_argument(
+        "--chat-session-idle",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="release a chat session idle this long (default: 300)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--loop",
@@ -168,6 +191,10 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         max_schema_nodes=args.max_schema_nodes,
         allowed_hosts=hosts,
         allowed_origins=tuple(args.allowed_origin),
+        session_reuse=not args.no_session_reuse,
+        chat_sessions=not args.no_chat_sessions,
+        chat_split_prefill=not args.no_chat_split_prefill,
+        chat_session_idle_s=args.chat_session_idle,
     )
     return agents, config
 

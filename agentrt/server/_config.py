@@ -17,6 +17,7 @@ from ._auth import ApiKey, KeyRing
 from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES
 
 if TYPE_CHECKING:
+    from ._chat_session import ChatCodesign
     from ._gate import Limiter
     from ._health import EngineWatch
     from ._metrics import Metrics
@@ -50,6 +51,17 @@ class ServerConfig:
         allowed_origins: browser origins accepted besides loopback ones (``"*"``: any).
         prep_threads: worker threads that validate, render and tokenize requests, off
             the event loop (few: each competes with the loop for the GIL).
+        session_reuse: remember each chat completion's tokens (per API key) and send an
+            echoed assistant turn as those tokens instead of re-rendering it.
+        chat_sessions: chat requests join sessions (``prompt_cache_key``, ``user``,
+            ``X-Session-Id`` or inferred): hints by role, priority by first arrival,
+            release after a final answer or ``chat_session_idle_s`` idle.
+        chat_split_prefill: after a ``tool_calls`` completion, prefill split A while the
+            client runs its tools (needs both switches above).
+        max_remembered_turns, remembered_turn_ttl_s: chat completions remembered (LRU,
+            and idle TTL).
+        max_chat_sessions, chat_session_idle_s: live chat sessions (LRU, and idle TTL
+            after which the session is released).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -67,6 +79,13 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] | None = None
     allowed_origins: tuple[str, ...] = ()
     prep_threads: int = 2
+    session_reuse: bool = True
+    chat_sessions: bool = True
+    chat_split_prefill: bool = True
+    max_remembered_turns: int = 4096
+    remembered_turn_ttl_s: float = 3600.0
+    max_chat_sessions: int = 4096
+    chat_session_idle_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,10 +96,12 @@ class ServerConfig:
             "max_schema_depth",
             "max_schema_nodes",
             "prep_threads",
+            "max_remembered_turns",
+            "max_chat_sessions",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("run_ttl_s", "session_ttl_s"):
+        for name in ("run_ttl_s", "session_ttl_s", "remembered_turn_ttl_s", "chat_session_idle_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.tool_format is not None:
@@ -101,6 +122,7 @@ class ServerState:
     sessions: SessionStore
     prep: CapacityLimiter
     watch: EngineWatch
+    codesign: ChatCodesign
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a preparation thread: validating, rendering and tokenizing a request

@@ -1,8 +1,10 @@
 """Pydantic models of the OpenAI chat-completions API: the JSON edge of ``/v1/chat/completions``.
 
-Requests accept what the official ``openai`` Python client sends; fields this server does
-not implement are ignored unless ignoring them would change the answer (``n > 1``,
-``logprobs``), which is refused with a 400 naming the field. Types are strict, as
+Requests accept what the official ``openai`` Python client sends; unknown fields are
+ignored, but every sampling parameter of OpenAI's API and of vLLM's ``SamplingParams``
+is declared: one this server does not implement is refused with a 400 naming the field
+unless its value is the no-op default (``n > 1``, ``logprobs``, penalties, ``logit_bias``,
+``top_k``, ``min_p``, ``stop_token_ids``). Types are strict, as
 OpenAI's own API is: ``"10"`` is no integer and ``"yes"`` no boolean (an integer is a
 number, though).
 """
@@ -98,7 +100,20 @@ class ChatCompletionRequest(_In):
     response_format: ResponseFormatIn | None = None
     n: int | None = Field(default=None, ge=1)
     logprobs: bool | None = None
+    # Sampling parameters of vLLM's SamplingParams this server does not implement yet:
+    # declared so a value is type-checked and refused unless it is the no-op default
+    # (``_chat_plan``), never accepted and dropped.
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repetition_penalty: float | None = Field(default=None, gt=0)
+    logit_bias: dict[str, float] | None = None
+    top_k: int | None = None
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    stop_token_ids: list[int] | None = None
     user: str | None = None
+    # OpenAI's conversation key for its prompt cache: here it names the chat session.
+    prompt_cache_key: str | None = Field(default=None, max_length=1024)
     # vLLM's extension (``extra_body={"ignore_eos": True}``): decode exactly max_tokens.
     ignore_eos: bool | None = None
 

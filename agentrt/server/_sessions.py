@@ -1,0 +1,135 @@
+"""``ChatSessions``: conversations of chat clients that never said they have one.
+
+A chat-completions request names its conversation by ``prompt_cache_key`` (OpenAI's
+field), else ``user``, else an ``X-Session-Id`` header; failing all three, the server
+infers it from a remembered turn the request echoes (see ``_echo``), and a request that
+echoes none starts a new one. A session gives the engine what an agent run gives it:
+one engine session id (role hints, release), a program-level priority fixed at the
+session's first arrival (earlier conversations are served first), and the tools'
+latency learned from the gap between a ``tool_calls`` completion and the session's next
+request (the lifetime of the split prefill issued meanwhile).
+
+A session is released when it ends with a final answer or sits idle past ``idle_s``
+(bounded store; eviction is noticed on each arrival, and the evicted ids are handed
+out by ``take_expired`` for the caller to release). Used on the event loop only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from agentrt.engine import SessionId
+
+from ._echo import Scope
+from ._lru import IdleLRU
+
+_LATENCY_WEIGHT = 0.5  # weight of the newest gap in the learned tool latency
+_DEFAULT_TOOL_S = 5.0  # split lifetime before any latency is learned
+_SPLIT_TTL_FLOOR_S = 0.5
+_priorities = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSession:
+    """One conversation's engine-facing state.
+
+    Invariants: ``id`` is unique across scopes (a client's key is hashed with its scope);
+    ``priority`` never changes; ``tools_started`` is set only between a ``tool_calls``
+    completion and the session's next request.
+    """
+
+    id: SessionId
+    priority: int
+    tools_started: float | None = None
+    tool_latency_s: float | None = None
+    released: bool = False
+
+    def split_ttl(self) -> float:
+        """How long split A should stay pinned: twice the learned tool latency."""
+        expected = _DEFAULT_TOOL_S if self.tool_latency_s is None else self.tool_latency_s
+        return max(_SPLIT_TTL_FLOOR_S, 2.0 * expected)
+
+
+def client_key(prompt_cache_key: str | None, user: str | None, header: str | None) -> str | None:
+    """The conversation key a client gave, in order of precedence (None: it gave none)."""
+    for value in (prompt_cache_key, user, header):
+        if value:
+            return value
+    return None
+
+
+class ChatSessions:
+    """Live chat sessions, at most ``capacity``, each dropped after ``idle_s`` unused.
+
+    Args:
+        capacity: sessions kept (the least recently used is evicted and released).
+        idle_s: a session idle this long is evicted and released.
+        clock: seconds, monotonic (tests pass a fake).
+    """
+
+    def __init__(
+        self, capacity: int, idle_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._expired: list[SessionId] = []
+        self._live: IdleLRU[tuple[Scope, str], ChatSession] = IdleLRU(
+            capacity, idle_s, clock, on_evict=self._evicted
+        )
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def arrive(self, scope: Scope, given: str | None, inferred: SessionId | None) -> ChatSession:
+        """The session of a request arriving now: the client's key, else the inferred
+        session (if still live), else a new one. Learns the tool latency when the
+        session was waiting on its tools."""
+        self._live.evict()
+        if given is not None:
+            name = "key:" + given
+            sid = SessionId("chat-" + hashlib.sha256(f"{scope}\0{given}".encode()).hexdigest()[:24])
+        elif inferred is not None and (scope, "id:" + inferred) in self._live:
+            name, sid = "id:" + inferred, inferred
+        else:
+            sid = SessionId("chat-" + uuid.uuid4().hex[:24])
+            name = "id:" + sid
+        now = self._clock()
+        current = self._live.get((scope, name))
+        if current is None:
+            current = ChatSession(sid, next(_priorities))
+        elif current.tools_started is not None:
+            gap = now - current.tools_started
+            old = current.tool_latency_s
+            learned = gap if old is None else (1 - _LATENCY_WEIGHT) * old + _LATENCY_WEIGHT * gap
+            current = replace(current, tools_started=None, tool_latency_s=learned)
+        current = replace(current, released=False)
+        self._live.put((scope, name), current)
+        return current
+
+    def completed(
+        self, scope: Scope, given: str | None, session: ChatSession, *, final: bool
+    ) -> ChatSession:
+        """Record a completion of ``session``: a final answer marks it released (the
+        caller releases it), tool calls start the latency clock."""
+        name = "key:" + given if given is not None else "id:" + session.id
+        current = self._live.get((scope, name)) or session
+        if final:
+            current = replace(current, tools_started=None, released=True)
+        else:
+            current = replace(current, tools_started=self._clock(), released=False)
+        self._live.put((scope, name), current)
+        return current
+
+    def take_expired(self) -> list[SessionId]:
+        """Sessions evicted since the last call that still hold un-released KV."""
+        self._live.evict()
+        out, self._expired = self._expired, []
+        return out
+
+    def _evicted(self, _key: tuple[Scope, str], session: ChatSession) -> None:
+        if not session.released:
+            self._expired.append(session.id)
