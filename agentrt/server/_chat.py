@@ -22,7 +22,7 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from agentrt.engine import EngineError, PromptTooLongError, RequestStats, TokenDelta
+from agentrt.engine import PromptTooLongError, RequestStats, TokenDelta
 
 from ._auth import ApiKey
 from ._chat_output import CallOut, ChoiceAssembler, Piece
@@ -138,19 +138,18 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
 
 
 async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
-    asm = ChoiceAssembler(plan.calls_format)
+    asm = ChoiceAssembler(plan.calls_format, cut_repeats=st.config.cut_repeated_calls)
     stats: RequestStats | None = None
     async with aclosing(_generate(st, plan)) as deltas:
         async for d in deltas:
-            if d.text:
-                asm.feed(d.text)
+            asm.feed(d)
             if d.stats is not None:
                 stats = d.stats
+            if asm.stopped:
+                break  # a repeated call: closing the stream aborts the engine request
     asm.finish()
-    if stats is None:
-        raise EngineError("the engine's stream ended without statistics")
+    stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    st.metrics.observe_chat(stats)
     content = "".join(asm.content)
     calls = [
         ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
@@ -170,7 +169,7 @@ async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Respons
 
 
 async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
-    asm = ChoiceAssembler(plan.calls_format)
+    asm = ChoiceAssembler(plan.calls_format, cut_repeats=st.config.cut_repeated_calls)
     stats: RequestStats | None = None
     started = False
     async with aclosing(_generate(st, plan)) as deltas:
@@ -179,21 +178,31 @@ async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIter
                 # Only now: an engine error before the first token is still an HTTP error.
                 started = True
                 yield chunks.delta({"role": "assistant", "content": ""})
-            if d.text:
-                for piece in asm.feed(d.text):
-                    yield chunks.piece(piece)
+            for piece in asm.feed(d):
+                yield chunks.piece(piece)
             if d.stats is not None:
                 stats = d.stats
+            if asm.stopped:
+                break  # a repeated call: closing the stream aborts the engine request
     for piece in asm.finish():
         yield chunks.piece(piece)
-    if stats is None:
-        raise EngineError("the engine's stream ended without statistics")
+    stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    st.metrics.observe_chat(stats)
     yield chunks.delta({}, finish)
     if plan.include_usage:
         yield chunks.usage(stats)
     yield DONE
+
+
+def _observe(
+    st: ServerState, asm: ChoiceAssembler, stats: RequestStats | None, plan: ChatPlan
+) -> RequestStats:
+    """The response's statistics, counted in the metrics."""
+    stats = asm.final_stats(stats, plan.request)
+    st.metrics.observe_chat(stats)
+    if asm.stopped:
+        st.metrics.repeats_cut.inc()
+    return stats
 
 
 async def _generate(st: ServerState, plan: ChatPlan) -> AsyncGenerator[TokenDelta, None]:

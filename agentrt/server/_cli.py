@@ -67,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         choices=list(TOOL_FORMAT_NAMES),
         help="how the model writes tool calls (default: the one its chat template teaches)",
     )
+    remote.add_argument(
+        "--keep-repeated-calls",
+        action="store_true",
+        help="return every call a response writes (default: a response ends at the first "
+        "call that repeats an earlier one)",
+    )
     ag = p.add_argument_group("agents")
     ag.add_argument(
         "--agents",
@@ -165,6 +171,7 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         max_body_bytes=args.max_body_bytes,
         model_name=args.served_model_name,
         tool_format=args.tool_format,
+        cut_repeated_calls=not args.keep_repeated_calls,
         max_schema_nodes=args.max_schema_nodes,
         allowed_hosts=hosts,
         allowed_origins=tuple(args.allowed_origin),

@@ -50,6 +50,8 @@ class ServerConfig:
         allowed_origins: browser origins accepted besides loopback ones (``"*"``: any).
         prep_threads: worker threads that validate, render and tokenize requests, off
             the event loop (few: each competes with the loop for the GIL).
+        cut_repeated_calls: a chat completion ends at the first call that repeats an
+            earlier call of the same response; the repeat is dropped and decoding stops.
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -67,6 +69,7 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] | None = None
     allowed_origins: tuple[str, ...] = ()
     prep_threads: int = 2
+    cut_repeated_calls: bool = True
 
     def __post_init__(self) -> None:
         for name in (
