@@ -120,6 +120,7 @@ def _prepare(st: ServerState, raw: bytes, key: ApiKey | None) -> tuple[str, Chat
         cache_salt=key.cache_salt if key else None,
         default_temperature=st.config.default_temperature,
         budget=SchemaBudget(st.config.max_schema_depth, st.config.max_schema_nodes),
+        parallel_unset=st.config.parallel_unset,
     )
 
 

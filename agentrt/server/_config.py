@@ -11,6 +11,7 @@ import anyio
 from anyio import CapacityLimiter
 from starlette.requests import Request
 
+from agentrt._tool_choice import PARALLEL_UNSET, ParallelUnset
 from agentrt.engine import Engine, ToolFormatName, tool_format
 
 from ._auth import ApiKey, KeyRing
@@ -52,6 +53,8 @@ class ServerConfig:
             the event loop (few: each competes with the loop for the GIL).
         cut_repeated_calls: a chat completion ends at the first call that repeats an
             earlier call of the same response; the repeat is dropped and decoding stops.
+        parallel_unset: what a request that leaves ``parallel_tool_calls`` unset gets
+            (see ``agentrt._tool_choice.ParallelUnset``).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -70,6 +73,7 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     prep_threads: int = 2
     cut_repeated_calls: bool = True
+    parallel_unset: ParallelUnset = "allow"
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,6 +92,11 @@ class ServerConfig:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.tool_format is not None:
             tool_format(self.tool_format)  # raises ValueError naming the formats
+        if self.parallel_unset not in PARALLEL_UNSET:
+            raise ValueError(
+                f"ServerConfig.parallel_unset must be one of {list(PARALLEL_UNSET)}, "
+                f"got {self.parallel_unset!r}"
+            )
 
 
 @dataclass(slots=True)
