@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -187,6 +188,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-mib", type=int, default=512)
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument("--dtype", default="auto")
+    p.add_argument(
+        "--agentrt-args", default="", help='more agentrt serve flags, e.g. "--parallel-unset one"'
+    )
     p.add_argument("--out", default=None, help="results folder (default: runs/frameworks-<time>)")
 
 
@@ -194,10 +198,13 @@ def main(args: argparse.Namespace) -> int:
     settings = ServerSettings(args.model, args.kv_cache_mib, args.max_model_len, args.dtype)
     folder = out_dir(args.out, "frameworks")
     results: dict[str, dict[str, Any]] = {}
-    argv_of = {"vllm": vllm_argv, "agentrt": agentrt_argv}
+    extra = shlex.split(args.agentrt_args)
     for server in args.servers:
         port = free_port()
-        argv, env = argv_of[server](settings, port)
+        if server == "vllm":
+            argv, env = vllm_argv(settings, port)
+        else:
+            argv, env = agentrt_argv(settings, port, extra)
         with launched(argv, env, port, log=folder / f"{server}.log") as url:
             for c in args.concurrency:
                 samples = asyncio.run(_phase(url, c, args.runs))
@@ -238,6 +245,7 @@ def main(args: argparse.Namespace) -> int:
     payload = {
         "settings": asdict(settings),
         "runs": args.runs,
+        "agentrt_args": extra,
         "results": results,
     }
     write_json(Path(folder) / "frameworks.json", payload)

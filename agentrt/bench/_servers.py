@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -87,8 +87,11 @@ def vllm_argv(settings: ServerSettings, port: int) -> tuple[list[str], dict[str,
     return argv, env
 
 
-def agentrt_argv(settings: ServerSettings, port: int) -> tuple[list[str], dict[str, str]]:
-    """``agentrt serve`` on the embedded engine with the same settings."""
+def agentrt_argv(
+    settings: ServerSettings, port: int, extra: Sequence[str] = ()
+) -> tuple[list[str], dict[str, str]]:
+    """``agentrt serve`` on the embedded engine with the same settings (``extra``: more
+    ``agentrt serve`` flags, e.g. ``--parallel-unset one``)."""
     argv = [sys.executable, "-m", "agentrt", "serve", "--port", str(port)]
     if settings.model:
         argv += ["--model", settings.model]
@@ -101,6 +104,7 @@ def agentrt_argv(settings: ServerSettings, port: int) -> tuple[list[str], dict[s
         settings.dtype,
         "--served-model-name",
         SERVED_NAME,
+        *extra,
     ]
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")

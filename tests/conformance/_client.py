@@ -40,7 +40,8 @@ def ask(client: httpx.Client, body: dict[str, Any], *, stream: bool) -> Answer:
     full = {"model": "default", "temperature": 0, **body}
     if not stream:
         r = client.post("/v1/chat/completions", json=full)
-        r.raise_for_status()
+        if r.status_code != 200:
+            return refused(r.status_code, r.text)
         data = r.json()
         choice = data["choices"][0]
         m = choice["message"]
@@ -51,7 +52,8 @@ def ask(client: httpx.Client, body: dict[str, Any], *, stream: bool) -> Answer:
     full |= {"stream": True, "stream_options": {"include_usage": True}}
     content, parts, finish, usage = "", {}, None, None
     with client.stream("POST", "/v1/chat/completions", json=full) as r:
-        r.raise_for_status()
+        if r.status_code != 200:
+            return refused(r.status_code, r.read().decode())
         for line in r.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
@@ -69,6 +71,11 @@ def ask(client: httpx.Client, body: dict[str, Any], *, stream: bool) -> Answer:
                     )
                 finish = ch.get("finish_reason") or finish
     return Answer(content, tuple(parts[i] for i in sorted(parts)), finish, usage)
+
+
+def refused(status: int, text: str) -> Answer:
+    """A request the server refused: ``finish`` is ``http_<status>``, ``content`` its body."""
+    return Answer(text[:300], (), f"http_{status}", None)
 
 
 def problems(a: Answer) -> list[str]:

@@ -1,12 +1,15 @@
 """The differential suite's servers and report: vLLM's own OpenAI server and ``agentrt
 serve`` on the same model and engine settings (as ``agentrt bench frameworks`` starts
 them), each started once per session. Opt-in: only ``-m conformance`` runs these tests
-(``make conformance``); they start two engines, so run them under the engine lock."""
+(``make conformance``); they start two engines, so run them under the engine lock.
+``AGENTRT_CONFORMANCE_ARGS`` adds ``agentrt serve`` flags (e.g. ``--parallel-unset one``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,12 +74,16 @@ def report() -> Iterator[Report]:
 @pytest.fixture(scope="session")
 def clients(report: Report) -> Iterator[dict[str, httpx.Client]]:
     settings = ServerSettings()
+    extra = shlex.split(os.environ.get("AGENTRT_CONFORMANCE_ARGS", ""))
     report.folder.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         out: dict[str, httpx.Client] = {}
-        for name, make in (("vllm", vllm_argv), ("agentrt", agentrt_argv)):
+        for name in SERVERS:
             port = free_port()
-            argv, env = make(settings, port)
+            if name == "vllm":
+                argv, env = vllm_argv(settings, port)
+            else:
+                argv, env = agentrt_argv(settings, port, extra)
             url = stack.enter_context(launched(argv, env, port, log=report.folder / f"{name}.log"))
             out[name] = stack.enter_context(httpx.Client(base_url=url, timeout=300))
         yield out
