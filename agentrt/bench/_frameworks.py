@@ -80,8 +80,10 @@ def _calculator() -> Any:
 
 
 def _agent(base_url: str) -> Any:
-    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
     from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)  # the SDK would export traces to OpenAI's servers
 
     client = AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
     model = OpenAIChatCompletionsModel(model=SERVED_NAME, openai_client=client)
