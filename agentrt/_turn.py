@@ -200,7 +200,7 @@ class TurnRunner:
                 end = out.stats.finish_t if out.stats else now()
                 calls = out.calls if may_call else ()
                 self.conv.close_response(
-                    out.token_ids, out.content, call_parts(calls), final=not calls
+                    self._logged_tokens(out, calls), out.content, call_parts(calls), final=not calls
                 )
                 if calls and not self.sw.stream_tools:
                     for call in calls:
@@ -223,6 +223,16 @@ class TurnRunner:
         if calls:
             return "tools", out.content
         return ("gave_up" if out.calls and self.choice != "none" else "final"), out.content
+
+    def _logged_tokens(self, out: Response, calls: Sequence[DetectedCall]) -> Sequence[int]:
+        """The response's tokens as the log keeps them: verbatim, except for a response
+        stopped at a repeated call, whose tokens end inside the repeat; that one is kept
+        as the template writes its content and calls, closed by ``<|im_end|>``."""
+        if not out.repeat_cut:
+            return out.token_ids
+        tok = self.conv.tokenizer
+        body = tok.tool_format.assistant_body(out.content, call_parts(calls))
+        return [*tok.encode_pieces(body), tok.im_end_id]
 
     def _truncation_error(self, out: Response) -> str:
         cut = out.truncated

@@ -222,13 +222,19 @@ async def add(a: int, b: int) -> int:
     return a + b
 
 
+prompts: list[str] = []
+
+
 def run_agent(replies: list[str], **agent: Any) -> tuple[list[RunEvent], Any]:
+    """Run the agent on ``replies``; the prompts the engine got go to ``prompts``."""
     ran.clear()
+    prompts.clear()
 
     async def main() -> tuple[list[RunEvent], Any]:
         engine = ScriptedEngine(replies, timing=FAST)
         a = Agent(tools=[add], engine=engine, constrain_calls=False, **agent)
         events = [e async for e in a.stream("Add.")]
+        prompts.extend(engine.tokenizer.decode(r.prompt) for r in engine.requests)
         await engine.aclose()
         return events, events[-1].result  # type: ignore[union-attr]
 
@@ -242,6 +248,9 @@ def test_the_agent_loop_runs_a_repeated_call_once_and_stops_decoding_there() -> 
     assert cut.name == "add" and cut.output_tokens == TOKENS_TO_REPEAT
     assert result.status == "completed" and result.final_text == "3"
     assert result.iterations[0].output_tokens == TOKENS_TO_REPEAT
+    # The next prompt holds the response as the template writes it: one call, closed.
+    answer = prompts[-1].split("<|im_start|>assistant\n")[1]
+    assert answer.startswith(f"{FIRST}<|im_end|>")
 
 
 def test_the_agent_loop_can_keep_repeats() -> None:
