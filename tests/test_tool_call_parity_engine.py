@@ -5,6 +5,7 @@ comes back as a partial call with ``finish_reason: "length"`` (issue 20)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,5 +119,7 @@ async def test_a_call_cut_by_max_tokens_is_a_partial_call_without_markup(
     assert "<tool_call>" not in got["content"] and "{" not in got["content"]
     ((name, args),) = got["calls"]
     assert name == "calculator"
-    assert args.startswith('{"expression": "')
+    # The arguments so far: the key and the start of the string (the grammar allows any
+    # JSON whitespace, and the model writes some).
+    assert re.fullmatch(r'\{\s*"expression"\s*:\s*"[^"]+', args), args
     assert got["tokens"] == cut
