@@ -126,7 +126,7 @@ async def test_huge_tool_schemas_get_a_400_at_once_and_health_keeps_answering() 
 
 async def test_schemas_within_the_bound_are_checked_off_the_event_loop() -> None:
     # ~4,700 values: accepted, and checking them (seconds of jsonschema) stalls nothing.
-    engine = ScriptedEngine(["ok"], timing=FAST, max_model_len=200_000)
+    engine = ScriptedEngine(["ok"] * TRIES, timing=FAST, max_model_len=200_000)
     async with served(engine) as (url, c):
         body = {
             "model": "scripted",
