@@ -1,7 +1,7 @@
 # The two commands of the README. Both set up first (idempotent, fast when done).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-replicas lint bench-engine
+.PHONY: setup demo test test-replicas lint bench-engine conformance
 
 setup:
 	@bash scripts/setup.sh
@@ -21,3 +21,8 @@ test-replicas: setup
 lint: setup
 	@$(PY) -m ruff check agentrt engine tools tests examples
 	@bash scripts/typecheck.sh
+
+# The differential suite: the same requests through vLLM's own OpenAI server and agentrt
+# serve (starts both; writes its table under runs/conformance-*). Not part of `test`.
+conformance: setup
+	@$(PY) -m pytest -q -s -m conformance tests/conformance

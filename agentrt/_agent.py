@@ -50,6 +50,9 @@ class Agent:
         constrain_calls: in "auto", constrain decoding so any call the model opens is
             well-formed (required/named choices are always constrained).
         parallel_tool_calls: allow several calls in one response.
+        cut_repeated_calls: end a response at the first call that repeats an earlier
+            call of the same response (same name, arguments equal as JSON): decoding
+            stops there and the repeat is dropped (off: every call runs).
         tool_format: how the model writes tool calls: "hermes" (``<tool_call>`` blocks),
             "json" (Hermes, or bare/fenced call JSON), "llama3_json", "mistral". None:
             the one the model's chat template teaches (``agentrt.engine.detect_tool_format``).
@@ -68,6 +71,7 @@ class Agent:
     switches: Switches = field(default_factory=Switches)
     constrain_calls: bool = True
     parallel_tool_calls: bool = True
+    cut_repeated_calls: bool = True
     tool_format: ToolFormatName | None = None
     cache_salt: str | None = None
     tool_timeout_s: float | None = 60.0

@@ -43,6 +43,30 @@ class ToolCallDetected:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallTruncated:
+    """The response ended (``max_tokens``) inside a call: it is never run, and the run
+    ends with an error. ``arguments_text`` is what the model wrote of the arguments."""
+
+    iteration: int
+    name: str
+    arguments_text: str
+    t: float
+    kind: Literal["tool_call_truncated"] = "tool_call_truncated"
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatedCallCut:
+    """The response repeated an earlier call of its own: decoding stopped there (after
+    ``output_tokens``) and the repeat was dropped."""
+
+    iteration: int
+    name: str
+    output_tokens: int
+    t: float
+    kind: Literal["repeated_call_cut"] = "repeated_call_cut"
+
+
+@dataclass(frozen=True, slots=True)
 class ToolStarted:
     call_id: ToolCallId
     name: str
@@ -85,6 +109,8 @@ RunEvent = (
     RunStarted
     | TokenEvent
     | ToolCallDetected
+    | ToolCallTruncated
+    | RepeatedCallCut
     | ToolStarted
     | ToolFinished
     | IterationFinished

@@ -3,8 +3,10 @@
     engine.generate ──deltas──► TokenEvent ──text──► parser ──call closes──► on_call(call)
                                                         └──text──► Response.content
 
-The place for what acts on the stream as it goes: cutting a call the model repeats,
-turning a call cut off by ``max_tokens`` into a partial call, a tracing span per call.
+What acts on the stream as it goes lives here too: a call equal to an earlier one of
+the same response ends the response there (the request is aborted, the repeat dropped),
+and a call cut off by the end of the response (``max_tokens``) is kept apart as
+``Response.truncated``, never handed on to run.
 """
 
 from __future__ import annotations
@@ -15,10 +17,25 @@ from dataclasses import dataclass
 
 from agentrt.engine import Engine, EngineError, GenerateRequest, RequestStats, ToolCallPart
 from agentrt.engine._clock import now
+from agentrt.engine._formats import stats_at_cut
 
-from ._events import Emit, FinalAnswerStarted, TokenEvent, ToolCallDetected
+from ._events import (
+    Emit,
+    FinalAnswerStarted,
+    RepeatedCallCut,
+    TokenEvent,
+    ToolCallDetected,
+    ToolCallTruncated,
+)
 from ._executor import ToolCallId
-from ._parsers import MalformedCall, ParsedCall, ParseEvent, TextPiece, ToolCallParser
+from ._parsers import (
+    MalformedCall,
+    ParsedCall,
+    ParseEvent,
+    RepeatGuard,
+    TextPiece,
+    ToolCallParser,
+)
 from ._records import RunId
 
 
@@ -38,12 +55,19 @@ class DetectedCall:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What one LLM call produced. ``stats`` is None only if the engine sent none."""
+    """What one LLM call produced. ``stats`` is None only if the engine sent none.
+
+    ``truncated``: the call the response ended inside (``max_tokens``), with its name and
+    the arguments' text so far; it is in none of ``calls`` and must never run.
+    ``repeat_cut``: the response was stopped at a call repeating an earlier one.
+    """
 
     token_ids: tuple[int, ...]
     content: str
     calls: tuple[DetectedCall, ...]
     stats: RequestStats | None
+    truncated: MalformedCall | None = None
+    repeat_cut: bool = False
 
 
 def call_parts(calls: Sequence[DetectedCall]) -> tuple[ToolCallPart, ...]:
@@ -68,6 +92,7 @@ async def stream_response(
     emit: Emit,
     on_call: OnCall | None,
     final_known: bool,
+    cut_repeats: bool = True,
 ) -> Response:
     """Send ``request`` and follow its stream to the end.
 
@@ -76,6 +101,7 @@ async def stream_response(
         on_call: called the moment each call closes (streamed tool dispatch), or None.
         final_known: this response cannot call tools, so its first token is the final
             answer's (``FinalAnswerStarted`` is emitted then).
+        cut_repeats: stop the response at the first call that repeats an earlier one.
 
     Raises:
         EngineError: the engine failed the request.
@@ -84,11 +110,18 @@ async def stream_response(
     text: list[str] = []
     calls: list[DetectedCall] = []
     stats: RequestStats | None = None
+    truncated: list[MalformedCall] = []
+    guard = RepeatGuard(parser) if cut_repeats else None
+    reader: ToolCallParser = guard if guard is not None else parser
 
     def take(events: Sequence[ParseEvent], t: float) -> None:
         for ev in events:
             if isinstance(ev, TextPiece):
                 text.append(ev.text)
+                continue
+            if isinstance(ev, MalformedCall) and ev.unfinished:
+                truncated.append(ev)
+                emit(ToolCallTruncated(iteration, ev.name or "", ev.arguments_text, t))
                 continue
             detected = DetectedCall(ToolCallId(f"call_{run_id[-8:]}_{iteration}_{ev.index}"), ev, t)
             calls.append(detected)
@@ -97,17 +130,41 @@ async def stream_response(
             if on_call is not None:
                 on_call(detected)
 
+    arrival = now()
+    first_t: float | None = None
     async with aclosing(engine.generate(request)) as stream:
         async for delta in stream:
-            if delta.token_ids and not token_ids and final_known:
-                emit(FinalAnswerStarted(iteration, delta.t))
+            if delta.token_ids and not token_ids:
+                first_t = delta.t
+                if final_known:
+                    emit(FinalAnswerStarted(iteration, delta.t))
             token_ids.extend(delta.token_ids)
             emit(TokenEvent(iteration, delta.text, delta.token_ids, delta.t))
             if delta.text:
-                take(parser.feed(delta.text), delta.t)
+                take(reader.feed(delta.text), delta.t)
             if delta.stats is not None:
                 stats = delta.stats
-    take(parser.finish(), stats.finish_t if stats else now())
+            if guard is not None and guard.repeat is not None:
+                # Leaving the loop closes the stream, which aborts the engine request.
+                t = now()
+                emit(RepeatedCallCut(iteration, guard.repeat.name, len(token_ids), t))
+                if stats is None:
+                    stats = stats_at_cut(
+                        request,
+                        output_tokens=len(token_ids),
+                        arrival_t=arrival,
+                        first_token_t=first_t,
+                        t=t,
+                    )
+                break
+    take(reader.finish(), stats.finish_t if stats else now())
     if stats is not None and stats.finish_reason == "error":
         raise EngineError(f"engine failed the request: {stats.error}")
-    return Response(tuple(token_ids), "".join(text).strip(), tuple(calls), stats)
+    return Response(
+        tuple(token_ids),
+        "".join(text).strip(),
+        tuple(calls),
+        stats,
+        truncated[0] if truncated else None,
+        repeat_cut=guard is not None and guard.repeat is not None,
+    )

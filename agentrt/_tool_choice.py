@@ -22,6 +22,12 @@ from agentrt.engine import ToolCallConstraint, ToolFormatName, ToolSchema
 ToolChoice = Literal["auto", "required", "none"] | str
 """The SDK's spelling: a mode, or the name of the tool the first response must call."""
 
+ParallelUnset = Literal["allow", "end_first", "one"]
+"""What a request that leaves ``parallel_tool_calls`` unset gets: several calls allowed
+("allow", OpenAI's meaning), allowed with a grammar that offers the end of the response
+after each call ("end_first"), or one call ("one")."""
+PARALLEL_UNSET: tuple[ParallelUnset, ...] = ("allow", "end_first", "one")
+
 ChoiceMode = Literal["auto", "required", "none"]
 _MODES: tuple[ChoiceMode, ...] = ("auto", "required", "none")
 
@@ -82,6 +88,7 @@ def tool_constraint(
     parallel: bool,
     constrain_auto: bool = True,
     tool_format: ToolFormatName = "hermes",
+    end_after_call: bool = False,
 ) -> ToolCallConstraint | None:
     """The constraint one response decodes under.
 
@@ -91,6 +98,7 @@ def tool_constraint(
         parallel: more than one call may follow the first.
         constrain_auto: with "auto", constrain calls the model opens (off: decode freely).
         tool_format: the format the calls are written in (its grammar constrains them).
+        end_after_call: see ``ToolCallConstraint.end_after_call``.
 
     Raises:
         ToolChoiceError: ``choice`` does not fit ``tools``.
@@ -106,10 +114,18 @@ def tool_constraint(
         )
     if choice == "required":
         return ToolCallConstraint(
-            tuple(tools), required=True, parallel=parallel, format=tool_format
+            tuple(tools), True, parallel, tool_format, end_after_call=end_after_call
         )
     named = tuple(t for t in tools if t.name == choice.name)
-    return ToolCallConstraint(named, required=True, parallel=parallel, format=tool_format)
+    return ToolCallConstraint(named, True, parallel, tool_format, end_after_call=end_after_call)
+
+
+def parallel_calls(requested: bool | None, unset: ParallelUnset) -> tuple[bool, bool]:
+    """``(parallel, end_after_call)`` for a request's ``parallel_tool_calls``: what the
+    client sent wins; unset follows the server's ``unset`` policy."""
+    if requested is not None:
+        return requested, False
+    return unset != "one", unset == "end_first"
 
 
 def choice_for_response(choice: Choice, index: int) -> Choice:

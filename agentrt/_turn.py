@@ -78,6 +78,9 @@ class TurnConfig(Protocol):
     def parallel_tool_calls(self) -> bool: ...
 
     @property
+    def cut_repeated_calls(self) -> bool: ...
+
+    @property
     def max_iterations(self) -> int: ...
 
     @property
@@ -85,6 +88,10 @@ class TurnConfig(Protocol):
 
     @property
     def cache_salt(self) -> str | None: ...
+
+
+class _TruncatedCall(Exception):
+    """The response ended inside a call: the run ends with this error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +161,7 @@ class TurnRunner:
                 if outcome == "final":
                     status = "completed"
                     break
-        except PromptTooLongError as exc:
+        except (PromptTooLongError, _TruncatedCall) as exc:
             status, error = "error", str(exc)
         finally:
             if self.sw.cache_hints:
@@ -201,12 +208,13 @@ class TurnRunner:
                         emit=self.emit,
                         on_call=start_tool if (may_call and self.sw.stream_tools) else None,
                         final_known=not may_call,
+                        cut_repeats=self.config.cut_repeated_calls,
                     )
                     call_trace.done(out)
                 end = out.stats.finish_t if out.stats else now()
                 calls = out.calls if may_call else ()
                 self.conv.close_response(
-                    out.token_ids, out.content, call_parts(calls), final=not calls
+                    self._logged_tokens(out, calls), out.content, call_parts(calls), final=not calls
                 )
                 if calls and not self.sw.stream_tools:
                     for call in calls:
@@ -224,9 +232,31 @@ class TurnRunner:
         record = _record(i, prompt, out, sent, end, tuple(spans[c.call_id] for c in calls), split)
         self.records.append(record)
         self.emit(IterationFinished(record))
+        if out.truncated is not None and may_call:
+            raise _TruncatedCall(self._truncation_error(out))
         if calls:
             return "tools", out.content
         return ("gave_up" if out.calls and self.choice != "none" else "final"), out.content
+
+    def _logged_tokens(self, out: Response, calls: Sequence[DetectedCall]) -> Sequence[int]:
+        """The response's tokens as the log keeps them: verbatim, except for a response
+        stopped at a repeated call, whose tokens end inside the repeat; that one is kept
+        as the template writes its content and calls, closed by ``<|im_end|>``."""
+        if not out.repeat_cut:
+            return out.token_ids
+        tok = self.conv.tokenizer
+        body = tok.tool_format.assistant_body(out.content, call_parts(calls))
+        return [*tok.encode_pieces(body), tok.im_end_id]
+
+    def _truncation_error(self, out: Response) -> str:
+        cut = out.truncated
+        assert cut is not None, "only a truncated response has a truncation error"
+        name = repr(cut.name) if cut.name else "a tool"
+        return (
+            f"the response reached max_tokens ({self.config.sampling.max_tokens}) inside "
+            f"a call to {name}; the call was not run. Raise max_tokens "
+            f"(arguments so far: {cut.arguments_text[:200]!r})"
+        )
 
     def _request(self, i: int, prompt: Prompt, may_call: bool) -> GenerateRequest:
         constraint = None

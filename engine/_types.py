@@ -132,12 +132,17 @@ class ToolCallConstraint:
     ``required``: at least one call, and nothing but calls. Otherwise free text is
     allowed and every call the model opens is forced to parse and match a schema.
     ``parallel``: more than one call may follow.
+    ``end_after_call``: with ``required`` and ``parallel``, the grammar lets the response
+    end after each call's closing separator, so the model chooses between ending and
+    another call only once it has written the separator (as in a JSON list of calls,
+    where ``]`` competes with ``,``). No effect otherwise.
     """
 
     tools: tuple[ToolSchema, ...]
     required: bool = True
     parallel: bool = True
     format: ToolFormatName = "hermes"
+    end_after_call: bool = False
     kind: Literal["tool_calls"] = "tool_calls"
 
     def __post_init__(self) -> None:

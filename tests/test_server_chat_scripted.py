@@ -277,17 +277,6 @@ async def test_streamed_text_drops_edge_whitespace_and_keeps_inner_whitespace() 
     await engine.aclose()
 
 
-async def test_max_tokens_cut_reports_length_and_keeps_the_partial_call_as_text() -> None:
-    engine = ScriptedEngine([call("add", {"a": 1, "b": 2})], timing=FAST)
-    async with served(engine) as c:
-        body = (await post(c, messages=USER, tools=[ADD], max_tokens=30)).json()
-    choice = body["choices"][0]
-    assert choice["finish_reason"] == "length"
-    assert choice["message"]["tool_calls"] is None
-    assert choice["message"]["content"].startswith('<tool_call>\n{"name": "add"')
-    await engine.aclose()
-
-
 async def test_sampling_fields_reach_the_engine() -> None:
     engine = ScriptedEngine(["x"], timing=FAST)
     async with served(engine) as c:

@@ -17,6 +17,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "agentrt.bench._agents",
         "a multi-tool agent workload: baseline vs each switch vs all",
     ),
+    "frameworks": (
+        "agentrt.bench._frameworks",
+        "an OpenAI Agents SDK agent via vLLM's own server vs agentrt serve",
+    ),
     "overhead": ("agentrt.bench._overhead", "the orchestrator's own cost per iteration"),
     "scale": ("agentrt.bench._scale", "1,000 concurrent agent runs: memory during and after"),
     "server": (

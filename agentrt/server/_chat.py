@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from agentrt._tracing import traced_generate
-from agentrt.engine import EngineError, PromptTooLongError, RequestStats, TokenDelta
+from agentrt.engine import PromptTooLongError, RequestStats, TokenDelta
 
 from ._auth import ApiKey
 from ._chat_output import CallOut, ChoiceAssembler, Piece
@@ -128,6 +128,7 @@ def _prepare(st: ServerState, raw: bytes, key: ApiKey | None) -> tuple[str, Chat
         budget=SchemaBudget(st.config.max_schema_depth, st.config.max_schema_nodes),
         memory=st.codesign.turns,
         scope=scope_of(key),
+        parallel_unset=st.config.parallel_unset,
     )
 
 
@@ -152,21 +153,20 @@ async def _complete(
     headers: Mapping[str, str],
     header: str | None,
 ) -> Response:
-    asm = ChoiceAssembler(plan.calls_format)
+    asm = ChoiceAssembler(plan.calls_format, cut_repeats=st.config.cut_repeated_calls)
     stats: RequestStats | None = None
     ids: list[int] = []
     async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
             ids.extend(d.token_ids)
-            if d.text:
-                asm.feed(d.text)
+            asm.feed(d)
             if d.stats is not None:
                 stats = d.stats
+            if asm.stopped:
+                break  # a repeated call: closing the stream aborts the engine request
     asm.finish()
-    if stats is None:
-        raise EngineError("the engine's stream ended without statistics")
+    stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    st.metrics.observe_chat(stats)
     content = "".join(asm.content)
     calls = [
         ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments))
@@ -193,7 +193,7 @@ async def _stream(
     headers: Mapping[str, str],
     header: str | None,
 ) -> AsyncIterator[bytes]:
-    asm = ChoiceAssembler(plan.calls_format)
+    asm = ChoiceAssembler(plan.calls_format, cut_repeats=st.config.cut_repeated_calls)
     stats: RequestStats | None = None
     started = False
     ids: list[int] = []
@@ -204,17 +204,16 @@ async def _stream(
                 # Only now: an engine error before the first token is still an HTTP error.
                 started = True
                 yield chunks.delta({"role": "assistant", "content": ""})
-            if d.text:
-                for piece in asm.feed(d.text):
-                    yield chunks.piece(piece)
+            for piece in asm.feed(d):
+                yield chunks.piece(piece)
             if d.stats is not None:
                 stats = d.stats
+            if asm.stopped:
+                break  # a repeated call: closing the stream aborts the engine request
     for piece in asm.finish():
         yield chunks.piece(piece)
-    if stats is None:
-        raise EngineError("the engine's stream ended without statistics")
+    stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    st.metrics.observe_chat(stats)
     await _finished(st, plan, chunks.id, ids, asm, finish, header)
     yield chunks.delta({}, finish)
     if plan.include_usage:
@@ -231,16 +230,30 @@ async def _finished(
     finish: str,
     header: str | None,
 ) -> None:
-    """Hand the completion to the co-design (remember its tokens, release or prefill)."""
+    """Hand the completion to the co-design (remember its tokens, release or prefill).
+
+    A response cut at a repeated call is not remembered: its tokens hold the repeat the
+    client never saw, so an echo of it is rendered instead."""
     out = Outcome(
         completion_id,
-        tuple(ids),
+        () if asm.stopped else tuple(ids),
         "".join(asm.content),
         [(c.id, c.name, c.arguments) for c in asm.calls],
         finish,
     )
     tok = st.engine.tokenizer.with_tool_format(st.config.tool_format)
     await st.codesign.finished(st.engine, tok, plan, out, header)
+
+
+def _observe(
+    st: ServerState, asm: ChoiceAssembler, stats: RequestStats | None, plan: ChatPlan
+) -> RequestStats:
+    """The response's statistics, counted in the metrics."""
+    stats = asm.final_stats(stats, plan.request)
+    st.metrics.observe_chat(stats)
+    if asm.stopped:
+        st.metrics.repeats_cut.inc()
+    return stats
 
 
 async def _generate(

@@ -14,7 +14,13 @@ from typing import Any
 
 import orjson
 
-from agentrt._tool_choice import NamedTool, ToolChoiceError, tool_constraint
+from agentrt._tool_choice import (
+    NamedTool,
+    ParallelUnset,
+    ToolChoiceError,
+    parallel_calls,
+    tool_constraint,
+)
 from agentrt.engine import (
     CacheHint,
     ChatMessage,
@@ -81,6 +87,7 @@ def plan_chat(
     budget: SchemaBudget | None = None,
     memory: TurnMemory | None = None,
     scope: Scope = "",
+    parallel_unset: ParallelUnset = "allow",
 ) -> ChatPlan:
     """Validate ``body`` and build the engine request.
 
@@ -88,6 +95,7 @@ def plan_chat(
     loop. The schemas are measured against ``budget`` before anything walks them. An
     assistant message that echoes a turn ``memory`` holds for ``scope`` is put in as the
     tokens the model generated; every other message is rendered.
+    ``parallel_unset``: what an unset ``parallel_tool_calls`` means (``ParallelUnset``).
 
     Raises:
         APIError: a field is invalid or unsupported (400, naming the field).
@@ -101,7 +109,7 @@ def plan_chat(
         raise APIError(
             400, "tools: function names must be unique", param="tools", code="invalid_value"
         )
-    constraint, parse_calls = _constraint(body, tools, tok.tool_format)
+    constraint, parse_calls = _constraint(body, tools, tok.tool_format, parallel_unset)
 
     check_prompt_length(messages, tools, tok.encode, info.max_model_len)
     segments, tiers, echoed = _segments(messages, tools, tok, memory, scope)
@@ -294,18 +302,23 @@ def _check_name(name: str, where: str) -> None:
 
 
 def _constraint(
-    body: ChatCompletionRequest, tools: list[ToolSchema], calls_format: ToolFormat
+    body: ChatCompletionRequest,
+    tools: list[ToolSchema],
+    calls_format: ToolFormat,
+    parallel_unset: ParallelUnset,
 ) -> tuple[Constraint | None, bool]:
     raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
     choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
     fmt = body.response_format
     wants_json = fmt is not None and fmt.type != "text"
+    parallel, end_after_call = parallel_calls(body.parallel_tool_calls, parallel_unset)
     try:
         calls = tool_constraint(
             choice,
             tools,
-            parallel=body.parallel_tool_calls is not False,
+            parallel=parallel,
             tool_format=calls_format.name,
+            end_after_call=end_after_call,
         )
     except ToolChoiceError as exc:
         raise _choice_error(exc) from None

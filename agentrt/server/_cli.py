@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
+from agentrt._tool_choice import PARALLEL_UNSET
 from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import TOOL_FORMAT_NAMES
 
@@ -66,6 +67,19 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         "--tool-format",
         choices=list(TOOL_FORMAT_NAMES),
         help="how the model writes tool calls (default: the one its chat template teaches)",
+    )
+    remote.add_argument(
+        "--parallel-unset",
+        choices=list(PARALLEL_UNSET),
+        default="allow",
+        help="requests that leave parallel_tool_calls unset: several calls allowed (allow), "
+        "allowed with a grammar offering the end after each call (end_first), or one (one)",
+    )
+    remote.add_argument(
+        "--keep-repeated-calls",
+        action="store_true",
+        help="return every call a response writes (default: a response ends at the first "
+        "call that repeats an earlier one)",
     )
     ag = p.add_argument_group("agents")
     ag.add_argument(
@@ -188,6 +202,8 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         max_body_bytes=args.max_body_bytes,
         model_name=args.served_model_name,
         tool_format=args.tool_format,
+        cut_repeated_calls=not args.keep_repeated_calls,
+        parallel_unset=args.parallel_unset,
         max_schema_nodes=args.max_schema_nodes,
         allowed_hosts=hosts,
         allowed_origins=tuple(args.allowed_origin),

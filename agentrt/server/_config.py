@@ -11,6 +11,7 @@ import anyio
 from anyio import CapacityLimiter
 from starlette.requests import Request
 
+from agentrt._tool_choice import PARALLEL_UNSET, ParallelUnset
 from agentrt.engine import Engine, ToolFormatName, tool_format
 
 from ._auth import ApiKey, KeyRing
@@ -62,6 +63,10 @@ class ServerConfig:
             and idle TTL).
         max_chat_sessions, chat_session_idle_s: live chat sessions (LRU, and idle TTL
             after which the session is released).
+        cut_repeated_calls: a chat completion ends at the first call that repeats an
+            earlier call of the same response; the repeat is dropped and decoding stops.
+        parallel_unset: what a request that leaves ``parallel_tool_calls`` unset gets
+            (see ``agentrt._tool_choice.ParallelUnset``).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -86,6 +91,8 @@ class ServerConfig:
     remembered_turn_ttl_s: float = 3600.0
     max_chat_sessions: int = 4096
     chat_session_idle_s: float = 300.0
+    cut_repeated_calls: bool = True
+    parallel_unset: ParallelUnset = "allow"
 
     def __post_init__(self) -> None:
         for name in (
@@ -106,6 +113,11 @@ class ServerConfig:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.tool_format is not None:
             tool_format(self.tool_format)  # raises ValueError naming the formats
+        if self.parallel_unset not in PARALLEL_UNSET:
+            raise ValueError(
+                f"ServerConfig.parallel_unset must be one of {list(PARALLEL_UNSET)}, "
+                f"got {self.parallel_unset!r}"
+            )
 
 
 @dataclass(slots=True)

@@ -117,6 +117,11 @@ class Metrics:
         self.completion_tokens = Counter(
             "agentrt_chat_completion_tokens", "Tokens generated for chat completions", registry=r
         )
+        self.repeats_cut = Counter(
+            "agentrt_chat_repeated_calls_cut",
+            "Chat completions stopped at a tool call repeating an earlier one",
+            registry=r,
+        )
         self.ttft = Histogram(
             "agentrt_chat_time_to_first_token_seconds",
             "Engine time to the first token of chat completions",

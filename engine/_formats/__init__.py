@@ -28,6 +28,7 @@ from ._hermes import HERMES, HermesParser
 from ._json import JSON, JsonCallParser
 from ._llama3 import LLAMA3_JSON, Llama3JsonParser
 from ._mistral import MISTRAL, MistralParser
+from ._repeats import RepeatGuard, call_key, stats_at_cut
 
 FORMATS: dict[ToolFormatName, ToolFormat] = {
     f.name: f for f in (HERMES, JSON, LLAMA3_JSON, MISTRAL)
@@ -106,11 +107,14 @@ __all__ = [
     "MistralParser",
     "ParseEvent",
     "ParsedCall",
+    "RepeatGuard",
     "TextPiece",
     "ToolCallParser",
     "ToolFormat",
+    "call_key",
     "detect_tool_format",
     "make_parser",
     "read_chat_template",
+    "stats_at_cut",
     "tool_format",
 ]

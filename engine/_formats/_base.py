@@ -101,15 +101,25 @@ def call_tags(
     ]
 
 
-def calls_only(tags: list[dict[str, Any]], *, separator: str, parallel: bool) -> dict[str, Any]:
-    """Nothing but calls, at least one (only the first when not ``parallel``)."""
-    return {
+def calls_only(
+    tags: list[dict[str, Any]], *, separator: str, parallel: bool, end_after_call: bool = False
+) -> dict[str, Any]:
+    """Nothing but calls, at least one (only the first when not ``parallel``).
+
+    ``end_after_call``: a separator may also end the calls, so after writing it the model
+    still chooses between another call and the end of the response.
+    """
+    calls = {
         "type": "tags_with_separator",
         "tags": tags,
         "separator": separator,
         "at_least_one": True,
         "stop_after_first": not parallel,
     }
+    if not (parallel and end_after_call and separator):
+        return calls
+    trailing = {"type": "optional", "content": {"type": "const_string", "value": separator}}
+    return {"type": "sequence", "elements": [calls, trailing]}
 
 
 def calls_in_text(
@@ -135,7 +145,12 @@ def calls_grammar(
     """The usual shape: with ``required``, nothing but calls (the grammar then ends);
     otherwise free text with well-formed calls wherever a trigger opens one."""
     if constraint.required:
-        fmt = calls_only(tags, separator=separator, parallel=constraint.parallel)
+        fmt = calls_only(
+            tags,
+            separator=separator,
+            parallel=constraint.parallel,
+            end_after_call=constraint.end_after_call,
+        )
     else:
         fmt = calls_in_text(tags, triggers=triggers, parallel=constraint.parallel)
     return {"type": "structural_tag", "format": fmt}

@@ -1,0 +1,258 @@
+"""``agentrt bench frameworks``: one OpenAI Agents SDK agent against vLLM's server and agentrt's.
+
+The agent (``OpenAIChatCompletionsModel``, a calculator tool that takes 0.5 s,
+``tool_choice="required"`` for the first response, ``parallel_tool_calls`` left unset,
+temperature 0) answers the same questions through vLLM's own OpenAI server and through
+``agentrt serve`` on the same model and engine settings, at each concurrency. Per server:
+median and p90 FTR and E2E, and per response output tokens, calls and repeated calls
+(responses that call tools apart from final answers), prompt and cached tokens per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agentrt.tools import ToolFailure
+from agentrt.tools._calculator import evaluate, format_number
+
+from ._output import markdown_table, out_dir, write_json
+from ._servers import (
+    SERVED_NAME,
+    ServerSettings,
+    agentrt_argv,
+    free_port,
+    launched,
+    vllm_argv,
+)
+
+QUESTIONS = (
+    "What is 12 * 7?",
+    "What is 345 + 678?",
+    "How much is 2 to the power of 10?",
+    "What is 1000 / 8?",
+    "Compute 17 * 23 - 5.",
+    "What is (4 + 6) * 3?",
+    "What is 99 - 42?",
+    "What is 3.5 * 4?",
+)
+TOOL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RunSample:
+    """One agent run: times from its start, and what each of its responses cost."""
+
+    ftr_s: float | None
+    e2e_s: float
+    prompt_tokens: int
+    cached_tokens: int
+    call_outputs: tuple[int, ...]  # output tokens of each response that called tools
+    final_outputs: tuple[int, ...]  # output tokens of each response that did not
+    calls_per_response: tuple[int, ...]
+    repeats: int
+
+
+def _calculator() -> Any:
+    from agents import function_tool
+
+    @function_tool
+    async def calculator(expression: str) -> str:
+        """Evaluate an arithmetic expression.
+
+        Args:
+            expression: the expression, e.g. "2 * (3 + 4)".
+        """
+        await asyncio.sleep(TOOL_S)
+        try:
+            return format_number(evaluate(expression))
+        except (ToolFailure, ValueError) as exc:
+            return f"error: {exc}"
+
+    return calculator
+
+
+def _agent(base_url: str) -> Any:
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)  # the SDK would export traces to OpenAI's servers
+
+    client = AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
+    model = OpenAIChatCompletionsModel(model=SERVED_NAME, openai_client=client)
+    return Agent(
+        name="calculator",
+        instructions="Use the calculator tool for arithmetic, then answer in one sentence.",
+        tools=[_calculator()],
+        model=model,
+        model_settings=ModelSettings(
+            temperature=0, tool_choice="required", include_usage=True, max_tokens=256
+        ),
+    )
+
+
+async def _one_run(agent: Any, question: str) -> RunSample:
+    from agents import Runner
+    from openai.types.responses import ResponseFunctionToolCall
+
+    t0 = time.perf_counter()
+    result = Runner.run_streamed(agent, question, max_turns=6)
+    text_t: list[float] = []
+    tool_t = t0
+    async for ev in result.stream_events():
+        now = time.perf_counter()
+        if ev.type == "raw_response_event" and getattr(ev.data, "type", "") == (
+            "response.output_text.delta"
+        ):
+            text_t.append(now)
+        elif ev.type == "run_item_stream_event" and ev.name in ("tool_called", "tool_output"):
+            tool_t = now
+    e2e = time.perf_counter() - t0
+    after_tools = [t for t in text_t if t >= tool_t]
+    ftr = (after_tools[0] - t0) if after_tools else None
+    call_out: list[int] = []
+    final_out: list[int] = []
+    per_resp: list[int] = []
+    repeats = prompt = cached = 0
+    for resp in result.raw_responses:
+        calls = [o for o in resp.output if isinstance(o, ResponseFunctionToolCall)]
+        keys = [(c.name, _canonical(c.arguments)) for c in calls]
+        repeats += len(keys) - len(set(keys))
+        (call_out if calls else final_out).append(resp.usage.output_tokens)
+        if calls:
+            per_resp.append(len(calls))
+        prompt += resp.usage.input_tokens
+        cached += resp.usage.input_tokens_details.cached_tokens or 0
+    return RunSample(
+        ftr, e2e, prompt, cached, tuple(call_out), tuple(final_out), tuple(per_resp), repeats
+    )
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except json.JSONDecodeError:
+        return arguments
+
+
+async def _phase(base_url: str, concurrency: int, runs: int) -> list[RunSample]:
+    agent = _agent(base_url)
+    await _one_run(agent, QUESTIONS[0])  # warm-up: first compile, prefix cache of the header
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> RunSample:
+        async with gate:
+            return await _one_run(agent, QUESTIONS[i % len(QUESTIONS)])
+
+    return list(await asyncio.gather(*(one(i) for i in range(runs))))
+
+
+def summarize(samples: list[RunSample]) -> dict[str, Any]:
+    """Medians, p90s and per-response means of one phase."""
+
+    def q(values: list[float], p: float) -> float | None:
+        if not values:
+            return None
+        return statistics.quantiles(values, n=10)[int(p * 10) - 1] if len(values) > 1 else values[0]
+
+    ftr = [s.ftr_s for s in samples if s.ftr_s is not None]
+    e2e = [s.e2e_s for s in samples]
+    calls = [n for s in samples for n in s.call_outputs]
+    finals = [n for s in samples for n in s.final_outputs]
+    per = [n for s in samples for n in s.calls_per_response]
+    return {
+        "runs": len(samples),
+        "ftr_median_s": statistics.median(ftr) if ftr else None,
+        "ftr_p90_s": q(ftr, 0.9),
+        "e2e_median_s": statistics.median(e2e),
+        "e2e_p90_s": q(e2e, 0.9),
+        "out_tokens_per_tool_response": statistics.fmean(calls) if calls else None,
+        "out_tokens_per_final_response": statistics.fmean(finals) if finals else None,
+        "calls_per_tool_response": statistics.fmean(per) if per else None,
+        "repeated_calls": sum(s.repeats for s in samples),
+        "prompt_tokens_per_run": statistics.fmean(s.prompt_tokens for s in samples),
+        "cached_tokens_per_run": statistics.fmean(s.cached_tokens for s in samples),
+    }
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=int, default=8, help="agent runs per server and concurrency")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--servers", nargs="+", default=["vllm", "agentrt"], choices=["vllm", "agentrt"])
+    p.add_argument("--model", default=None, help="model folder (default: the default model)")
+    p.add_argument("--kv-cache-mib", type=int, default=512)
+    p.add_argument("--max-model-len", type=int, default=4096)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument(
+        "--agentrt-args", default="", help='more agentrt serve flags, e.g. "--parallel-unset one"'
+    )
+    p.add_argument("--out", default=None, help="results folder (default: runs/frameworks-<time>)")
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = ServerSettings(args.model, args.kv_cache_mib, args.max_model_len, args.dtype)
+    folder = out_dir(args.out, "frameworks")
+    results: dict[str, dict[str, Any]] = {}
+    extra = shlex.split(args.agentrt_args)
+    for server in args.servers:
+        port = free_port()
+        if server == "vllm":
+            argv, env = vllm_argv(settings, port)
+        else:
+            argv, env = agentrt_argv(settings, port, extra)
+        with launched(argv, env, port, log=folder / f"{server}.log") as url:
+            for c in args.concurrency:
+                samples = asyncio.run(_phase(url, c, args.runs))
+                results[f"{server}@{c}"] = summarize(samples)
+                print(f"{server} concurrency {c}: {results[f'{server}@{c}']}", flush=True)
+    rows = [
+        [
+            key,
+            r["runs"],
+            _f(r["ftr_median_s"]),
+            _f(r["ftr_p90_s"]),
+            _f(r["e2e_median_s"]),
+            _f(r["e2e_p90_s"]),
+            _f(r["out_tokens_per_tool_response"], 1),
+            _f(r["calls_per_tool_response"], 2),
+            r["repeated_calls"],
+            _f(r["out_tokens_per_final_response"], 1),
+            _f(r["prompt_tokens_per_run"], 0),
+            _f(r["cached_tokens_per_run"], 0),
+        ]
+        for key, r in results.items()
+    ]
+    headers = [
+        "server@concurrency",
+        "runs",
+        "FTR p50 s",
+        "FTR p90 s",
+        "E2E p50 s",
+        "E2E p90 s",
+        "out tok/tool resp",
+        "calls/tool resp",
+        "repeats",
+        "out tok/final resp",
+        "prompt tok/run",
+        "cached tok/run",
+    ]
+    print(markdown_table(headers, rows))
+    payload = {
+        "settings": asdict(settings),
+        "runs": args.runs,
+        "agentrt_args": extra,
+        "results": results,
+    }
+    write_json(Path(folder) / "frameworks.json", payload)
+    return 0
+
+
+def _f(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
