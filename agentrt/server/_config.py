@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ._health import EngineWatch
     from ._metrics import Metrics
     from ._registry import AgentRegistry
+    from ._responses_tools import HostedTools, McpServerSpec
+    from ._responses_turn import ResponseStore
     from ._runs import RunStore, SessionStore
 
 T = TypeVar("T")
@@ -50,6 +52,10 @@ class ServerConfig:
         allowed_origins: browser origins accepted besides loopback ones (``"*"``: any).
         prep_threads: worker threads that validate, render and tokenize requests, off
             the event loop (few: each competes with the loop for the GIL).
+        hosted_tools: built-in tools ``/v1/responses`` requests may enable by name
+            (``agentrt.server._responses_tools.BUILTIN_TOOLS``).
+        mcp_servers: MCP servers started with the server, enabled by their label.
+        max_responses, response_ttl_s: stored responses kept (LRU, and idle TTL).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -67,6 +73,10 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] | None = None
     allowed_origins: tuple[str, ...] = ()
     prep_threads: int = 2
+    hosted_tools: tuple[str, ...] = ("calculator",)
+    mcp_servers: tuple[McpServerSpec, ...] = ()
+    max_responses: int = 1024
+    response_ttl_s: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,10 +87,11 @@ class ServerConfig:
             "max_schema_depth",
             "max_schema_nodes",
             "prep_threads",
+            "max_responses",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("run_ttl_s", "session_ttl_s"):
+        for name in ("run_ttl_s", "session_ttl_s", "response_ttl_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.tool_format is not None:
@@ -101,6 +112,8 @@ class ServerState:
     sessions: SessionStore
     prep: CapacityLimiter
     watch: EngineWatch
+    hosted: HostedTools
+    responses: ResponseStore
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a preparation thread: validating, rendering and tokenizing a request
