@@ -254,7 +254,7 @@ class TurnRunner:
         return ("gave_up" if out.calls and self.choice != "none" else "final"), out.content
 
     def _request(self, i: int, prompt: Prompt, may_call: bool) -> GenerateRequest:
-        constraint = None
+        constraint: Constraint | None = None
         if may_call and self.conv.tools:
             constraint = tool_constraint(
                 choice_for_response(self.choice, i),

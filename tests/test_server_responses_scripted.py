@@ -154,6 +154,7 @@ async def test_builtin_tool_runs_in_the_server() -> None:
         r = await c.responses.create(model="scripted", input="calc", tools=[{"type": "calculator"}])
     call_item, answer = r.output
     assert call_item.type == "mcp_call" and call_item.server_label == "calculator"
+    assert answer.type == "message"
     assert call_item.output == "42"
     assert r.output_text == "Result: 42"
 
