@@ -16,11 +16,17 @@ import anyio
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentrt.engine import JsonSchemaConstraint, ScriptContext, ScriptedEngine, Tier, TimingModel
 from agentrt.server import ServerConfig, create_app, running_server
 from agentrt.server._auth import KeyRing, make_key
-from agentrt.server._responses_tools import McpServerSpec
+from agentrt.server._errors import APIError
+from agentrt.server._limits import SchemaBudget
+from agentrt.server._responses_models import ResponsesRequest
+from agentrt.server._responses_plan import plan_responses
+from agentrt.server._responses_tools import HostedTools, McpServerSpec
 from agentrt.tools import tool
 
 pytestmark = pytest.mark.anyio
@@ -310,3 +316,71 @@ def test_cli_reads_server_side_tools() -> None:
         build(p.parse_args(["--hosted-tools", "shell"]))
     with pytest.raises(ValueError, match="--mcp"):
         build(p.parse_args(["--mcp", "nocommand"]))
+
+
+async def test_streamed_function_call_events() -> None:
+    async with served() as (url, _), client(url) as c:
+        stream = await c.responses.create(model="scripted", input="add", tools=[ADD], stream=True)
+        events = [ev async for ev in stream]
+    kinds = [e.type for e in events]
+    assert kinds[2:6] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ]
+    done = events[5].item
+    assert done.type == "function_call" and json.loads(done.arguments) == {"a": 1, "b": 2}
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output[0].call_id == done.call_id
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_ITEM = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(
+            ["message", "function_call", "function_call_output", "mcp_call", "reasoning", "x"]
+        ),
+        "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]),
+        "content": st.text(max_size=8)
+        | st.lists(
+            st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["input_text", "input_image"]),
+                    "text": st.text(max_size=4),
+                }
+            ),
+            max_size=2,
+        ),
+        "call_id": st.sampled_from(["c1", "c2"]),
+        "id": st.sampled_from(["c1", "m1"]),
+        "name": st.sampled_from(["add", "bad name", ""]),
+        "arguments": st.sampled_from(["{}", '{"a": 1}', "[1]", "nope", ""]),
+        "output": st.text(max_size=8) | _JSON,
+    },
+)
+
+
+@given(items=st.lists(_ITEM | _JSON, max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_any_input_items_are_read_or_refused_naming_a_field(items: list[Any]) -> None:
+    """The input reader never fails otherwise: a plan, or a 400 whose param is a field."""
+    body = ResponsesRequest.model_validate(
+        {"model": "m", "input": [i for i in items if isinstance(i, dict)]}
+    )
+    try:
+        plan = plan_responses(
+            body, HostedTools({}), budget=SchemaBudget(32, 10_000), default_temperature=1.0
+        )
+    except APIError as exc:
+        assert exc.status == 400 and exc.param and exc.param.startswith("input[")
+        return
+    for m in plan.input:
+        assert m.message.role in ("user", "assistant", "tool", "system")
