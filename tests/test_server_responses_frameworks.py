@@ -18,7 +18,8 @@ def _engine() -> ScriptedEngine:
     return ScriptedEngine(reply, timing=TimingModel(0.0, 0.0005))
 
 
-async def test_agents_sdk_default_model() -> None:
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_agents_sdk_default_model(streamed: bool) -> None:
     sdk = pytest.importorskip("agents")
     sdk.set_tracing_disabled(True)
     seen: list[int] = []
@@ -36,7 +37,12 @@ async def test_agents_sdk_default_model() -> None:
             tools=[add],
             model=sdk.OpenAIResponsesModel(model="scripted", openai_client=client),
         )
-        result = await sdk.Runner.run(agent, "add 1 and 2", max_turns=3)
+        if streamed:
+            result = sdk.Runner.run_streamed(agent, "add 1 and 2", max_turns=3)
+            kinds = {ev.type async for ev in result.stream_events()}
+            assert "raw_response_event" in kinds
+        else:
+            result = await sdk.Runner.run(agent, "add 1 and 2", max_turns=3)
         await client.close()
     assert seen == [3]
     assert result.final_output == "Result: 3"
