@@ -16,14 +16,13 @@ import functools
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from agentrt._events import RunDone, stream_events
-from agentrt._records import RunId
+from agentrt._events import Emit, RunDone, stream_events
+from agentrt._records import RunId, RunResult
 from agentrt._turn import TurnRunner
 from agentrt.engine import SessionId
 
@@ -130,7 +129,7 @@ class _Run:
             answer_constraint=plan.answer_constraint,
         )
 
-    def body(self, result: Any = None) -> Json:
+    def body(self, result: RunResult | None = None) -> Json:
         return response_body(
             self.id, self.created, self.st.model_name, self.turn.plan, self.out.items, result
         )
@@ -153,7 +152,7 @@ class _Run:
                 for out in self.out.on(ev):
                     yield out
 
-    async def _drive(self, emit: Any) -> object:
+    async def _drive(self, emit: Emit) -> RunResult:
         self.runner.emit = emit
         return await self.runner.run(None)
 
