@@ -1,52 +1,38 @@
 """Reading a ``/v1/responses`` request: input items, tools, tool choice, format, sampling.
 
 Everything here is checked before a token is generated, and every refusal is a 400
-naming the field (``input[2].type``, ``tools[0].server_label``). Input items become chat
-messages: consecutive calls (``function_call``, echoed ``mcp_call``) join one assistant
-message, and their outputs follow it in item order. Tool choice maps onto the one
-tool-choice mapping of the loop (``agentrt._tool_choice``) by tool name.
+naming the field (``input[2].type``, ``tools[0].server_label``). Input items are read by
+``_responses_input``. Tool choice maps onto the one tool-choice mapping of the loop
+(``agentrt._tool_choice``) by tool name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import orjson
-import pydantic
+from typing import Any
 
 from agentrt._tool_choice import ToolChoice, ToolChoiceError, check_choice, parse_choice
 from agentrt.engine import (
-    ChatMessage,
     Constraint,
     JsonSchemaConstraint,
     SamplingOptions,
-    ToolCallPart,
     ToolSchema,
-    check_tool_name,
 )
 from agentrt.tools import Tool
 
-from ._errors import APIError, from_validation
+from ._errors import APIError
 from ._limits import SchemaBudget
+from ._responses_input import InputMessage, check_name, read_items, read_model
 from ._responses_models import (
     BuiltinToolIn,
-    ContentPartIn,
-    FunctionCallItemIn,
-    FunctionCallOutputItemIn,
     FunctionToolIn,
-    McpCallItemIn,
     McpToolIn,
-    MessageItemIn,
     ResponsesRequest,
 )
 from ._responses_tools import HostedTools
 from ._schemas import canonical, schema_problem
 
-M = TypeVar("M", bound=pydantic.BaseModel)
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
-_TEXT_PARTS = ("input_text", "output_text", "text")
 # Known fields this server does not implement, and the values that mean "not used".
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "background": (None, False),
@@ -62,14 +48,6 @@ _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "include": (None, []),
 }
 _URL_FIELDS = ("server_url", "connector_id", "headers", "authorization")
-
-
-@dataclass(frozen=True, slots=True)
-class InputMessage:
-    """A message from the request's input, and the item it came from (for errors)."""
-
-    index: int
-    message: ChatMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +95,7 @@ def plan_responses(
     names = [t.name for t in tools] + [f.name for f in functions]
     choice = _choice(body.tool_choice, hosted, names)
     constraint = _format(body, budget, has_calls=choice != "none" and bool(names))
-    messages = _items(body.input)
+    messages = read_items(body.input)
     instructions = body.instructions or ""
     if body.previous_response_id is None:
         # Leading system/developer items are the system prompt, with ``instructions``.
@@ -159,8 +137,8 @@ def _tools(
     for i, t in enumerate(raw):
         kind = t.get("type")
         if kind == "function":
-            fn = _model(FunctionToolIn, t, f"tools[{i}]")
-            _name(fn.name, f"tools[{i}].name")
+            fn = read_model(FunctionToolIn, t, f"tools[{i}]")
+            check_name(fn.name, f"tools[{i}].name")
             params = fn.parameters if fn.parameters is not None else _EMPTY_PARAMS
             budget.charge(f"tools[{i}].parameters", params, extra=1)
             problem = schema_problem(canonical(params), require_object=True)
@@ -184,7 +162,7 @@ def _hosted_label(t: dict[str, Any], i: int, hosted: HostedTools) -> tuple[str, 
     """The group a hosted-tool entry enables, and the tool names it allows (None: all)."""
     kind = t.get("type")
     if kind != "mcp":
-        entry = _model(BuiltinToolIn, t, f"tools[{i}]")
+        entry = read_model(BuiltinToolIn, t, f"tools[{i}]")
         if not hosted.is_builtin(entry.type):
             offered = ["function", "mcp", *(lb for lb in hosted.labels if hosted.is_builtin(lb))]
             where = f"tools[{i}].type"
@@ -205,7 +183,7 @@ def _hosted_label(t: dict[str, Any], i: int, hosted: HostedTools) -> tuple[str, 
                 param=where,
                 code="unsupported_parameter",
             )
-    mcp = _model(McpToolIn, t, f"tools[{i}]")
+    mcp = read_model(McpToolIn, t, f"tools[{i}]")
     if hosted.group(mcp.server_label) is None:
         where = f"tools[{i}].server_label"
         raise APIError(
@@ -307,107 +285,3 @@ def _sampling(body: ResponsesRequest, default_temperature: float) -> SamplingOpt
     # No limit given: the engine cuts the budget to what the context leaves.
     budget = body.max_output_tokens or 1 << 20
     return SamplingOptions(max_tokens=budget, temperature=temperature, top_p=top_p)
-
-
-def _items(raw: str | list[dict[str, Any]]) -> list[InputMessage]:
-    if isinstance(raw, str):
-        return [InputMessage(0, ChatMessage("user", raw))] if raw else []
-    out: list[InputMessage] = []
-    outputs: list[InputMessage] = []  # tool results wait for their calls' message to close
-
-    def flush() -> None:
-        out.extend(outputs)
-        outputs.clear()
-
-    def add_call(i: int, part: ToolCallPart) -> None:
-        last = out[-1].message if out and not outputs else None
-        if last is not None and last.role == "assistant":
-            out[-1] = InputMessage(
-                i, dataclasses.replace(last, tool_calls=(*last.tool_calls, part))
-            )
-        else:
-            flush()
-            out.append(InputMessage(i, ChatMessage("assistant", "", (part,))))
-
-    for i, item in enumerate(raw):
-        kind = item.get("type", "message")
-        where = f"input[{i}]"
-        if kind == "message":
-            m = _model(MessageItemIn, item, where)
-            flush()
-            role = "system" if m.role == "developer" else m.role
-            out.append(InputMessage(i, ChatMessage(role, _text(m.content, f"{where}.content"))))
-        elif kind == "function_call":
-            c = _model(FunctionCallItemIn, item, where)
-            add_call(i, _call_part(c.call_id, c.name, c.arguments, where))
-        elif kind == "mcp_call":
-            e = _model(McpCallItemIn, item, where)
-            add_call(i, _call_part(e.id, e.name, e.arguments, where))
-            text = e.output if e.output is not None else f"Error: {e.error}"
-            outputs.append(InputMessage(i, ChatMessage("tool", text, tool_call_id=e.id)))
-        elif kind == "function_call_output":
-            o = _model(FunctionCallOutputItemIn, item, where)
-            text = _text(o.output, f"{where}.output")
-            outputs.append(InputMessage(i, ChatMessage("tool", text, tool_call_id=o.call_id)))
-        else:
-            raise APIError(
-                400,
-                f"{where}.type: unsupported input item type {kind!r} (supported: message, "
-                "function_call, function_call_output, mcp_call)",
-                param=f"{where}.type",
-                code="unsupported_value",
-            )
-    flush()
-    return out
-
-
-def _text(content: str | list[ContentPartIn], where: str) -> str:
-    if isinstance(content, str):
-        return content
-    texts = []
-    for j, part in enumerate(content):
-        if part.type not in _TEXT_PARTS or part.text is None:
-            raise APIError(
-                400,
-                f"{where}[{j}].type: only text parts are supported, got {part.type!r}",
-                param=f"{where}[{j}].type",
-                code="unsupported_value",
-            )
-        texts.append(part.text)
-    return "".join(texts)
-
-
-def _call_part(call_id: str, name: str, arguments: str, where: str) -> ToolCallPart:
-    _name(name, f"{where}.name")
-    try:
-        parsed = orjson.loads(arguments) if arguments.strip() else {}
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise APIError(
-            400,
-            f"{where}.arguments: must be JSON text of an object",
-            param=f"{where}.arguments",
-            code="invalid_value",
-        )
-    return ToolCallPart(call_id, name, arguments if arguments.strip() else "{}")
-
-
-def _name(name: str, where: str) -> None:
-    try:
-        check_tool_name(name, where)
-    except ValueError as exc:
-        raise APIError(400, str(exc), param=where, code="invalid_value") from None
-
-
-def _model(model: type[M], data: dict[str, Any], where: str) -> M:
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise from_validation(exc, prefix=_path(where), data=data) from None
-
-
-def _path(where: str) -> list[int | str]:
-    """``"input[3]"`` -> ``["input", 3]`` (the prefix of a field path)."""
-    name, _, rest = where.partition("[")
-    return [name, int(rest.rstrip("]"))] if rest else [name]

@@ -28,8 +28,9 @@ from agentrt.engine import ChatMessage, ChatTokenizer, SamplingOptions, SessionI
 
 from ._errors import APIError
 from ._lru import IdleLRU
+from ._responses_input import InputMessage
 from ._responses_items import Json, usage_of
-from ._responses_plan import InputMessage, ResponsesPlan
+from ._responses_plan import ResponsesPlan
 
 MAX_ITERATIONS = 8
 TOOL_TIMEOUT_S = 60.0
