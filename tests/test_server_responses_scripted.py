@@ -158,11 +158,14 @@ async def test_function_tool_round_trip_with_full_history() -> None:
 async def test_builtin_tool_runs_in_the_server() -> None:
     async with served() as (url, _), client(url) as c:
         r = await c.responses.create(model="scripted", input="calc", tools=[{"type": "calculator"}])
+        async with httpx.AsyncClient(base_url=url) as http:
+            metrics = (await http.get("/metrics")).text
     call_item, answer = r.output
     assert call_item.type == "mcp_call" and call_item.server_label == "calculator"
     assert answer.type == "message"
     assert call_item.output == "42"
     assert r.output_text == "Result: 42"
+    assert 'agentrt_agent_runs_total{agent="responses",status="completed"} 1.0' in metrics
 
 
 async def test_mcp_tool_starts_while_the_response_decodes_and_split_a_is_prefilled() -> None:

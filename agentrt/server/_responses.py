@@ -142,6 +142,8 @@ class _Run:
         async with aclosing(stream_events(self._drive)) as run_events:
             async for ev in run_events:
                 if isinstance(ev, RunDone):
+                    # FTR per turn in /metrics, beside the agent runs' (label "responses").
+                    self.st.metrics.observe_run("responses", ev.result.status, ev.result.ftr_s)
                     body = self.body(ev.result)
                     self._keep(body)
                     kind = {"completed": "completed", "incomplete": "incomplete"}.get(
