@@ -387,3 +387,37 @@ def test_any_input_items_are_read_or_refused_naming_a_field(items: list[Any]) ->
         return
     for m in plan.input:
         assert m.message.role in ("user", "assistant", "tool", "system")
+
+
+async def test_a_running_response_holds_a_concurrency_slot() -> None:
+    release = anyio.Event()
+
+    @tool
+    async def wait() -> str:
+        """Wait until released."""
+        await release.wait()
+        return "ok"
+
+    body = {
+        "model": "scripted",
+        "input": "wait",
+        "stream": True,
+        "tools": [{**MCP, "server_label": "slow"}],
+    }
+    cfg = ServerConfig(max_concurrency=1)
+    async with (
+        served(config=cfg, hosted_tools={"slow": [wait]}) as (url, _),
+        httpx.AsyncClient(base_url=url) as http,
+        http.stream("POST", "/v1/responses", json=body) as r,
+    ):
+        lines = r.aiter_lines()  # one iterator: read up to the tool, then the rest
+        async for line in lines:
+            if "response.mcp_call.in_progress" in line:
+                break
+        second = await http.post("/v1/responses", json={"model": "scripted", "input": "hi"})
+        assert second.status_code == 429, second.text
+        release.set()
+        rest = [line async for line in lines]
+    assert any("response.completed" in line for line in rest)
+    # The conversation continued after the tool: its result reached the model.
+    assert any("Result: ok" in line for line in rest)
