@@ -4,6 +4,7 @@ and pydantic-ai's ``OpenAIResponsesModel`` — each running a function tool roun
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 from test_server_chat_scripted import ADD as CHAT_ADD
@@ -52,9 +53,13 @@ async def test_langchain_responses_api() -> None:
     lc = pytest.importorskip("langchain_openai")
     from langchain_core.messages import HumanMessage, ToolMessage
 
-    async with served(_engine()) as (url, _):
+    async with served(_engine()) as (url, _), httpx.AsyncClient() as http:
         llm = lc.ChatOpenAI(
-            model="scripted", base_url=url + "/v1", api_key="x", use_responses_api=True
+            model="scripted",
+            base_url=url + "/v1",
+            api_key="x",
+            use_responses_api=True,
+            http_async_client=http,
         )
         bound = llm.bind_tools([CHAT_ADD])
         first = await bound.ainvoke([HumanMessage("add 1 and 2")])
@@ -72,10 +77,11 @@ async def test_pydantic_ai_responses_model() -> None:
     from pydantic_ai.models.openai import OpenAIResponsesModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    async with served(_engine()) as (url, _):
-        model = OpenAIResponsesModel(
-            "scripted", provider=OpenAIProvider(base_url=url + "/v1", api_key="x")
-        )
+    async with (
+        served(_engine()) as (url, _),
+        openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client,
+    ):
+        model = OpenAIResponsesModel("scripted", provider=OpenAIProvider(openai_client=client))
         agent = Agent(model)
         seen: list[int] = []
 
