@@ -143,7 +143,8 @@ class _Run:
             async for ev in run_events:
                 if isinstance(ev, RunDone):
                     # FTR per turn in /metrics, beside the agent runs' (label "responses").
-                    self.st.metrics.observe_run("responses", ev.result.status, ev.result.ftr_s)
+                    self.st.metrics.observe_run("responses", ev.result.status)
+                    self.st.metrics.observe_result("responses", ev.result)
                     body = self.body(ev.result)
                     self._keep(body)
                     kind = {"completed": "completed", "incomplete": "incomplete"}.get(

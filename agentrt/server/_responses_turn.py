@@ -74,6 +74,7 @@ class TurnSettings:
     sampling: SamplingOptions
     cache_salt: str | None
     switches: Switches = field(default_factory=Switches)
+    name: str = "responses"  # names the turn's trace spans
     constrain_calls: bool = True
     max_iterations: int = MAX_ITERATIONS
 
