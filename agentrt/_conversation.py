@@ -13,7 +13,7 @@ from agentrt.engine import CacheHint, ChatMessage, ChatTokenizer, Tier, ToolCall
 
 from ._executor import ToolCallId
 from ._records import Divergence
-from ._token_log import TokenLog
+from ._token_log import SegmentRole, TokenLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +95,38 @@ class Conversation:
 
     def open_turn(self, message: str) -> None:
         """Append the header (first turn only) and the user's message."""
+        self.add_message(ChatMessage("user", message))
+
+    def add_message(self, msg: ChatMessage) -> None:
+        """Append a message given whole (the header first, on an empty conversation).
+
+        For conversations whose history arrives from outside (REST input items): a user
+        message is USER_QUERY, a tool result TOOL_OUTPUT, anything else DEFAULT.
+        """
         tok = self.tokenizer
         if not self._messages:
             self._messages.append(ChatMessage("system", self.instructions))
             self._log.append(
                 tok.render_header(self.instructions, self.tools), "system", Tier.SYSTEM
             )
-        user = ChatMessage("user", message)
-        self._messages.append(user)
-        self._log.append(tok.render_message(user), "user", Tier.USER_QUERY)
+        role, tier = _SEGMENT_OF.get(msg.role, ("assistant", Tier.DEFAULT))
+        self._messages.append(msg)
+        self._log.append(tok.render_message(msg), role, tier)
+
+    def fork(self) -> Conversation:
+        """An independent copy: appending to either leaves the other as it was."""
+        twin = Conversation(
+            self.tokenizer,
+            self.instructions,
+            self.tools,
+            token_log=self.token_log,
+            cache_hints=self.cache_hints,
+        )
+        tokens = self._log.tokens
+        for seg in self._log.segments:
+            twin._log.append(tokens[seg.start : seg.end], seg.role, seg.tier)
+        twin._messages = list(self._messages)
+        return twin
 
     def open_response(self, iteration: int) -> Prompt:
         """Open the assistant's turn; returns the prompt of LLM call ``iteration``."""
@@ -173,6 +196,13 @@ class Conversation:
             for h in self._log.hints(pending_ttl_s=pending_ttl_s)
             if h.start < n
         )
+
+
+_SEGMENT_OF: dict[str, tuple[SegmentRole, Tier]] = {
+    "user": ("user", Tier.USER_QUERY),
+    "tool": ("tool", Tier.TOOL_OUTPUT),
+    "system": ("system", Tier.DEFAULT),
+}
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -12,7 +12,8 @@ from ._executor import ToolSpan
 
 RunId = NewType("RunId", str)
 
-RunStatus = Literal["completed", "max_iterations", "error"]
+RunStatus = Literal["completed", "max_iterations", "error", "tool_calls"]
+""""tool_calls": the turn paused at calls of tools its caller runs (REST responses)."""
 
 
 @dataclass(frozen=True, slots=True)

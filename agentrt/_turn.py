@@ -23,6 +23,7 @@ import anyio
 import anyio.abc
 
 from agentrt.engine import (
+    Constraint,
     Engine,
     GenerateRequest,
     PrefillRequest,
@@ -43,7 +44,7 @@ from ._events import (
     ToolFinished,
     ToolStarted,
 )
-from ._executor import ToolCallId, ToolExecutor, ToolSpan
+from ._executor import ToolCallId, ToolExecutor, ToolResult, ToolSpan
 from ._parsers import ParsedCall
 from ._records import IterationRecord, RunId, RunResult, RunStatus
 from ._response import DetectedCall, Response, call_parts, stream_response
@@ -54,9 +55,10 @@ from ._tracing import run_trace
 _priorities = itertools.count()
 _SPLIT_TTL_FLOOR_S = 0.5
 
-Outcome = Literal["final", "tools", "gave_up"]
+Outcome = Literal["final", "tools", "gave_up", "client"]
 """How an iteration ended. "gave_up": the response asked for tools where none may run
-(the last iteration), so the run ends at its iteration limit."""
+(the last iteration), so the run ends at its iteration limit. "client": it called a tool
+the caller runs (``client_tools``), so the turn pauses there."""
 
 
 class TurnConfig(Protocol):
@@ -95,6 +97,15 @@ class _TruncatedCall(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingCall:
+    """A call of the response a turn paused at, in call order: ``result`` is the server's
+    (a tool run here) or None (a client tool: the caller brings its output)."""
+
+    call: DetectedCall
+    result: ToolResult | None
+
+
+@dataclass(frozen=True, slots=True)
 class _SplitDone:
     """A split prefill that finished (while the tools ran), and when it ran."""
 
@@ -114,6 +125,12 @@ class TurnRunner:
         run_id: names the run in events, results and tool-call ids.
         session: the engine session (hints, release).
         emit: receives every event, in order.
+        client_tools: names of tools the caller runs: a response calling one ends the
+            turn (status "tool_calls") with its calls in ``waiting``; the tools it called
+            that run here still run. The caller appends the results and runs a new turn
+            with no message.
+        answer_constraint: the constraint of responses that may not call tools (e.g. a
+            JSON schema the answer must follow).
     """
 
     def __init__(
@@ -126,6 +143,8 @@ class TurnRunner:
         run_id: RunId,
         session: SessionId,
         emit: Emit,
+        client_tools: frozenset[str] = frozenset(),
+        answer_constraint: Constraint | None = None,
     ) -> None:
         self.conv = conversation
         self.engine = engine
@@ -139,18 +158,24 @@ class TurnRunner:
         # Run priority: a lower number is served first, so earlier turns go first.
         self.priority = next(_priorities) if self.sw.run_priority else 0
         self.records: list[IterationRecord] = []
+        self.client_tools = client_tools
+        self.answer_constraint = answer_constraint
+        self.waiting: tuple[WaitingCall, ...] = ()
         self.trace = run_trace(config.name, engine.info, run_id, session)
 
-    async def run(self, message: str) -> RunResult:
+    async def run(self, message: str | None) -> RunResult:
+        """Answer ``message`` (None: the conversation already ends with the new input,
+        e.g. tool results or messages the caller appended)."""
         with self.trace.run():
             result = await self._run(message)
             self.trace.finish(result)
         return result
 
-    async def _run(self, message: str) -> RunResult:
+    async def _run(self, message: str | None) -> RunResult:
         arrival = now()
         self.emit(RunStarted(self.run_id, arrival))
-        self.conv.open_turn(message)
+        if message is not None:
+            self.conv.open_turn(message)
         status: RunStatus = "max_iterations"
         final, error = "", None
         try:
@@ -161,10 +186,14 @@ class TurnRunner:
                 if outcome == "final":
                     status = "completed"
                     break
+                if outcome == "client":
+                    status = "tool_calls"
+                    break
         except (PromptTooLongError, _TruncatedCall) as exc:
             status, error = "error", str(exc)
         finally:
-            if self.sw.cache_hints:
+            # A turn paused for client tools is not the end of the run: keep its blocks.
+            if self.sw.cache_hints and status != "tool_calls":
                 with anyio.CancelScope(shield=True):
                     await self.engine.release(self.session)
         last = self.records[-1] if self.records else None
@@ -227,13 +256,23 @@ class TurnRunner:
                     first = out.stats.first_token_t if out.stats else None
                     self.emit(FinalAnswerStarted(i, first if first is not None else now()))
             background.cancel_scope.cancel()
-        for call in calls:
-            self.conv.add_tool_result(call.call_id, spans[call.call_id].result.content)
-        record = _record(i, prompt, out, sent, end, tuple(spans[c.call_id] for c in calls), split)
+        paused = any(c.name in self.client_tools for c in calls)
+        if paused:
+            self.waiting = tuple(
+                WaitingCall(c, spans[c.call_id].result if c.call_id in spans else None)
+                for c in calls
+            )
+        else:
+            for call in calls:
+                self.conv.add_tool_result(call.call_id, spans[call.call_id].result.content)
+        ran = tuple(spans[c.call_id] for c in calls if c.call_id in spans)
+        record = _record(i, prompt, out, sent, end, ran, split)
         self.records.append(record)
         self.emit(IterationFinished(record))
         if out.truncated is not None and may_call:
             raise _TruncatedCall(self._truncation_error(out))
+        if paused:
+            return "client", out.content
         if calls:
             return "tools", out.content
         return ("gave_up" if out.calls and self.choice != "none" else "final"), out.content
@@ -259,7 +298,7 @@ class TurnRunner:
         )
 
     def _request(self, i: int, prompt: Prompt, may_call: bool) -> GenerateRequest:
-        constraint = None
+        constraint: Constraint | None = None
         if may_call and self.conv.tools:
             constraint = tool_constraint(
                 choice_for_response(self.choice, i),
@@ -268,6 +307,8 @@ class TurnRunner:
                 constrain_auto=self.config.constrain_calls,
                 tool_format=self.conv.tokenizer.tool_format.name,
             )
+        else:
+            constraint = self.answer_constraint
         return GenerateRequest(
             prompt.tokens,
             self.config.sampling,
@@ -282,6 +323,8 @@ class TurnRunner:
         self, tg: anyio.abc.TaskGroup, spans: dict[ToolCallId, ToolSpan]
     ) -> Callable[[DetectedCall], None]:
         def start(call: DetectedCall) -> None:
+            if call.name in self.client_tools:
+                return  # the caller runs it
             tg.start_soon(self._run_tool, call, spans)
 
         return start

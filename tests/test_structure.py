@@ -243,6 +243,8 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
     "agentrt/replay/report/_twin_page.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],
+    # the frameworks bench drives the OpenAI Agents SDK (a dev extra) as a user would
+    "agentrt/bench/_frameworks.py": ["agents", "openai", "openai.types.responses"],
     "tools/_mcp.py": [
         "httpx2",
         "mcp",

@@ -7,7 +7,7 @@ operational endpoints (``/health``, ``/metrics``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -17,8 +17,9 @@ from starlette.responses import Response
 from agentrt import Agent, resolve_engine
 from agentrt._catalog import calculator_agent
 from agentrt.engine import Engine, EngineStats
+from agentrt.tools import Tool
 
-from . import _agents, _chat
+from . import _agents, _chat, _responses
 from ._browser import BrowserGuard
 from ._chat_session import chat_codesign
 from ._config import ServerConfig, ServerState, default_model_name, state_of
@@ -27,6 +28,8 @@ from ._gate import Gate, Limiter
 from ._health import EngineWatch
 from ._metrics import CONTENT_TYPE, Metrics
 from ._registry import AgentRegistry
+from ._responses_tools import started_tools
+from ._responses_turn import ResponseStore
 from ._runs import RunStore, SessionStore
 
 _STATS_TIMEOUT_S = 2.0
@@ -37,6 +40,7 @@ def create_app(
     *,
     agents: Iterable[Agent] | None = None,
     config: ServerConfig | None = None,
+    hosted_tools: Mapping[str, Sequence[Tool]] | None = None,
 ) -> FastAPI:
     """The REST server as an ASGI app.
 
@@ -46,7 +50,9 @@ def create_app(
             through ``agentrt.resolve_engine``, and closed at shutdown).
         agents: agents served under ``/v1/agents`` (None: the built-in ``calculator``).
             An agent naming no engine runs on the server's.
-        config: limits, keys and store sizes.
+        config: limits, keys, store sizes and the server-side tools of ``/v1/responses``.
+        hosted_tools: more server-side tool groups, by label (in-process tools of an
+            application embedding the server), besides ``config``'s built-ins and MCP.
 
     Returns:
         A FastAPI app; run it with uvicorn (``loop="asyncio"``, lifespan on).
@@ -59,34 +65,39 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = await resolve_engine(engine)
-        st = ServerState(
-            engine=resolved,
-            config=cfg,
-            model_name=cfg.model_name or default_model_name(resolved),
-            limiter=limiter,
-            metrics=metrics,
-            agents=AgentRegistry(agent_list, resolved, cfg.tool_format),
-            runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
-            sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
-            prep=anyio.CapacityLimiter(cfg.prep_threads),
-            watch=EngineWatch(resolved),
-            codesign=chat_codesign(
-                session_reuse=cfg.session_reuse,
-                chat_sessions=cfg.chat_sessions,
-                split_prefill=cfg.chat_split_prefill,
-                max_turns=cfg.max_remembered_turns,
-                turn_ttl_s=cfg.remembered_turn_ttl_s,
-                max_sessions=cfg.max_chat_sessions,
-                session_idle_s=cfg.chat_session_idle_s,
-            ),
-        )
-        app.state.server = st
         try:
-            yield
+            async with started_tools(cfg.hosted_tools, cfg.mcp_servers, hosted_tools) as hosted:
+                st = ServerState(
+                    engine=resolved,
+                    config=cfg,
+                    model_name=cfg.model_name or default_model_name(resolved),
+                    limiter=limiter,
+                    metrics=metrics,
+                    agents=AgentRegistry(agent_list, resolved, cfg.tool_format),
+                    runs=RunStore(cfg.max_finished_runs, cfg.run_ttl_s),
+                    sessions=SessionStore(cfg.max_sessions, cfg.session_ttl_s),
+                    prep=anyio.CapacityLimiter(cfg.prep_threads),
+                    watch=EngineWatch(resolved),
+                    hosted=hosted,
+                    responses=ResponseStore(cfg.max_responses, cfg.response_ttl_s),
+                    codesign=chat_codesign(
+                        session_reuse=cfg.session_reuse,
+                        chat_sessions=cfg.chat_sessions,
+                        split_prefill=cfg.chat_split_prefill,
+                        max_turns=cfg.max_remembered_turns,
+                        turn_ttl_s=cfg.remembered_turn_ttl_s,
+                        max_sessions=cfg.max_chat_sessions,
+                        session_idle_s=cfg.chat_session_idle_s,
+                    ),
+                )
+                app.state.server = st
+                try:
+                    yield
+                finally:
+                    await st.watch.aclose()
+                    await st.codesign.aclose()
+                    await _agents.cancel_all(st)
         finally:
-            await st.watch.aclose()
-            await st.codesign.aclose()
-            await _agents.cancel_all(st)
             if not isinstance(engine, Engine):
                 from agentrt import close_default_engine
 
@@ -98,6 +109,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(_chat.router)
     app.include_router(_agents.router)
+    app.include_router(_responses.router)
 
     @app.get("/health")
     async def health(request: Request) -> Response:

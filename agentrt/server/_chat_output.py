@@ -108,11 +108,15 @@ class ChoiceAssembler:
         if delta.token_ids and self._first_t is None:
             self._first_t = delta.t
         self._tokens += len(delta.token_ids)
-        if not delta.text or self.stopped:
+        return self.feed_text(delta.text)
+
+    def feed_text(self, text: str) -> list[Piece]:
+        """Pieces of ``text`` alone (callers that count tokens elsewhere)."""
+        if not text or self.stopped:
             return []
         if self._parser is None:
-            return self._text(delta.text)
-        return self._events(self._parser.feed(delta.text))
+            return self._text(text)
+        return self._events(self._parser.feed(text))
 
     def finish(self) -> list[Piece]:
         return self._events(self._parser.finish()) if self._parser is not None else []

@@ -29,6 +29,7 @@ from ._auth import ENV_KEYS, KeyRing, load_keys
 from ._browser import is_loopback
 from ._config import ServerConfig
 from ._limits import DEFAULT_SCHEMA_NODES
+from ._responses_tools import BUILTIN_TOOLS, McpServerSpec
 
 log = logging.getLogger("agentrt.server")
 
@@ -93,6 +94,20 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         "--builtin-agents",
         default="calculator",
         help=f"comma-separated built-ins to serve ({', '.join(BUILTIN_AGENTS)}); '' for none",
+    )
+    rt = p.add_argument_group("server-side tools of /v1/responses (enabled per request by name)")
+    rt.add_argument(
+        "--hosted-tools",
+        default="calculator",
+        help=f"comma-separated built-ins ({', '.join(BUILTIN_TOOLS)}); '' for none",
+    )
+    rt.add_argument(
+        "--mcp",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="start this MCP server (stdio) with the server; requests enable it by NAME "
+        "(repeatable; COMMAND is shell-quoted, e.g. files='python -m my_server')",
     )
     sec = p.add_argument_group("safety")
     sec.add_argument(
@@ -186,6 +201,16 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         agents.append(BUILTIN_AGENTS[name]())
     for spec in args.agents:
         agents.extend(load_agents(spec))
+    hosted = tuple(filter(None, (n.strip() for n in args.hosted_tools.split(","))))
+    for name in hosted:
+        if name not in BUILTIN_TOOLS:
+            raise ValueError(
+                f"--hosted-tools: unknown built-in {name!r}; choose from {list(BUILTIN_TOOLS)}"
+            )
+    mcp = tuple(McpServerSpec.parse(spec) for spec in args.mcp)
+    labels = [*hosted, *(m.label for m in mcp)]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--mcp/--hosted-tools: each label may be used once, got {labels}")
     keys: KeyRing = load_keys(args.api_key, os.environ.get(ENV_KEYS), args.api_keys_file)
     local = is_loopback(args.host)
     if not local and not keys.enabled and not args.insecure_no_auth:
@@ -211,6 +236,8 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         chat_sessions=not args.no_chat_sessions,
         chat_split_prefill=not args.no_chat_split_prefill,
         chat_session_idle_s=args.chat_session_idle,
+        hosted_tools=hosted,
+        mcp_servers=mcp,
     )
     return agents, config
 

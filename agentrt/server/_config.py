@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ._health import EngineWatch
     from ._metrics import Metrics
     from ._registry import AgentRegistry
+    from ._responses_tools import HostedTools, McpServerSpec
+    from ._responses_turn import ResponseStore
     from ._runs import RunStore, SessionStore
 
 T = TypeVar("T")
@@ -67,6 +69,10 @@ class ServerConfig:
             earlier call of the same response; the repeat is dropped and decoding stops.
         parallel_unset: what a request that leaves ``parallel_tool_calls`` unset gets
             (see ``agentrt._tool_choice.ParallelUnset``).
+        hosted_tools: built-in tools ``/v1/responses`` requests may enable by name
+            (``agentrt.server._responses_tools.BUILTIN_TOOLS``).
+        mcp_servers: MCP servers started with the server, enabled by their label.
+        max_responses, response_ttl_s: stored responses kept (LRU, and idle TTL).
     """
 
     keys: KeyRing = field(default_factory=KeyRing)
@@ -93,6 +99,10 @@ class ServerConfig:
     chat_session_idle_s: float = 300.0
     cut_repeated_calls: bool = True
     parallel_unset: ParallelUnset = "allow"
+    hosted_tools: tuple[str, ...] = ("calculator",)
+    mcp_servers: tuple[McpServerSpec, ...] = ()
+    max_responses: int = 1024
+    response_ttl_s: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -105,10 +115,17 @@ class ServerConfig:
             "prep_threads",
             "max_remembered_turns",
             "max_chat_sessions",
+            "max_responses",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("run_ttl_s", "session_ttl_s", "remembered_turn_ttl_s", "chat_session_idle_s"):
+        for name in (
+            "run_ttl_s",
+            "session_ttl_s",
+            "remembered_turn_ttl_s",
+            "chat_session_idle_s",
+            "response_ttl_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ServerConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.tool_format is not None:
@@ -135,6 +152,8 @@ class ServerState:
     prep: CapacityLimiter
     watch: EngineWatch
     codesign: ChatCodesign
+    hosted: HostedTools
+    responses: ResponseStore
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a preparation thread: validating, rendering and tokenizing a request

@@ -27,6 +27,8 @@ from ._errors import APIError
 from ._metrics import Metrics
 
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
+HELD_PATHS = (CHAT_PATH, RESPONSES_PATH)  # each request holds a concurrency slot
 
 
 class Limiter:
@@ -101,7 +103,7 @@ class Gate:
             await _send_error(send_status, err)
             self.metrics.observe_request("refused", method, status, time.perf_counter() - t0)
             return
-        held = scope["path"] == CHAT_PATH and method == "POST"
+        held = scope["path"] in HELD_PATHS and method == "POST"
         if held and not self.limiter.try_acquire():
             self.metrics.rejected.labels("concurrency").inc()
             await _send_error(send_status, self.limiter.too_busy())

@@ -26,7 +26,8 @@ from ._sse import event_frame
 
 RestRunId = NewType("RestRunId", str)
 RestSessionId = NewType("RestSessionId", str)
-RunState = Literal["running", "completed", "max_iterations", "error", "cancelled"]
+RunState = Literal["running", "completed", "max_iterations", "error", "cancelled", "tool_calls"]
+"""(An agent has no client tools: its runs never pause at "tool_calls".)"""
 
 
 class RunRecord:
