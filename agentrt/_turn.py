@@ -45,8 +45,9 @@ from ._events import (
 )
 from ._executor import ToolCallId, ToolExecutor, ToolSpan
 from ._parsers import ParsedCall
-from ._records import IterationRecord, RunId, RunResult, RunStatus
+from ._records import IterationRecord, RunId, RunResult, RunStatus, SplitOutcome
 from ._response import DetectedCall, Response, call_parts, stream_response
+from ._split_policy import SkipSplit, decide_split, prefill_rate, uncached_full_blocks
 from ._switches import Switches
 from ._tool_choice import ToolChoice, choice_for_response, parse_choice, tool_constraint
 
@@ -85,9 +86,10 @@ class TurnConfig(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _SplitDone:
-    """A split prefill that finished (while the tools ran), and when it ran."""
+    """What became of an iteration's split prefill, and when it ran (stats when "done")."""
 
-    stats: PrefillStats
+    stats: PrefillStats | None
+    outcome: SplitOutcome
     start_t: float
     end_t: float
 
@@ -198,7 +200,7 @@ class TurnRunner:
                     for call in calls:
                         start_tool(call)
                 if calls and self.sw.split_prefill:
-                    background.start_soon(self._split_prefill, calls, split)
+                    background.start_soon(self._split_prefill, calls, split, out, prompt)
                 if not calls and may_call:
                     # Only now is it certain that this response, which could have called
                     # tools, is the final answer; its first token came at first_token_t.
@@ -249,22 +251,48 @@ class TurnRunner:
         spans[call.call_id] = span
         self.emit(ToolFinished(call.call_id, call.name, span.result, span.end_t))
 
-    async def _split_prefill(self, calls: Sequence[DetectedCall], sink: list[_SplitDone]) -> None:
-        """Prefill split A (everything before the first tool result) while tools run."""
+    async def _split_prefill(
+        self, calls: Sequence[DetectedCall], sink: list[_SplitDone], last: Response, asked: Prompt
+    ) -> None:
+        """Prefill split A (everything before the first tool result) while tools run, if
+        the engine has spare capacity and the prefill can end before the tools do.
+
+        It is background work (the engine's lowest priority) and is cancelled with the
+        background group the moment the tool results are in.
+        """
         names = [c.call.name for c in calls if isinstance(c.call, ParsedCall)]
-        ttl = max(_SPLIT_TTL_FLOOR_S, 2.0 * self.executor.expected_latency(names))
+        expected = self.executor.expected_latency(names)
+        ttl = max(_SPLIT_TTL_FLOOR_S, 2.0 * expected)
         split_a = self.conv.split_a(pending_ttl_s=ttl)
+        started = min((c.detected_t for c in calls), default=now())
+        decision = decide_split(
+            await self.engine.load(),
+            new_tokens=uncached_full_blocks(
+                # The last sampled token has no KV yet.
+                split_a.tokens,
+                (*asked.tokens, *last.token_ids[:-1]),
+                self.engine.info.block_size,
+            ),
+            tools_left_s=expected - (now() - started),
+            tokens_per_s=prefill_rate(last.stats),
+            relabels=bool(split_a.hints),
+        )
+        if isinstance(decision, SkipSplit):
+            sink.append(_SplitDone(None, decision.reason, now(), now()))
+            return
         t0 = now()
+        done = _SplitDone(None, "cancelled", t0, t0)
+        sink.append(done)
         stats = await self.engine.prefill(
             PrefillRequest(
                 split_a.tokens,
                 split_a.hints,
                 self.session,
-                priority=self.priority,
                 cache_salt=self.config.cache_salt,
+                background=True,
             )
         )
-        sink.append(_SplitDone(stats, t0, now()))
+        sink[sink.index(done)] = _SplitDone(stats, "done", t0, now())
 
 
 def _record(
@@ -278,6 +306,7 @@ def _record(
 ) -> IterationRecord:
     stats = out.stats
     done = split[0] if split else None
+    ran = done if done is not None and done.stats is not None else None
     return IterationRecord(
         index=i,
         prompt_tokens=len(prompt.tokens),
@@ -288,7 +317,8 @@ def _record(
         end_t=end,
         finish_reason=stats.finish_reason if stats else "error",
         tools=tools,
-        split_prefill=done.stats if done else None,
-        split_prefill_span=(done.start_t, done.end_t) if done else None,
+        split_prefill=ran.stats if ran else None,
+        split_prefill_span=(ran.start_t, ran.end_t) if ran else None,
+        split_outcome=done.outcome if done else None,
         divergence=prompt.divergence,
     )
