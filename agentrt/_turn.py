@@ -14,7 +14,6 @@ configuration, the ids, where events go) and reaches into nothing else.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -47,11 +46,11 @@ from ._executor import ToolCallId, ToolExecutor, ToolSpan
 from ._parsers import ParsedCall
 from ._records import IterationRecord, RunId, RunResult, RunStatus, SplitOutcome
 from ._response import DetectedCall, Response, call_parts, stream_response
+from ._run_priority import RUN_PRIORITIES
 from ._split_policy import SkipSplit, decide_split, prefill_rate, uncached_full_blocks
 from ._switches import Switches
 from ._tool_choice import ToolChoice, choice_for_response, parse_choice, tool_constraint
 
-_priorities = itertools.count()
 _SPLIT_TTL_FLOOR_S = 0.5
 
 Outcome = Literal["final", "tools", "gave_up"]
@@ -127,8 +126,9 @@ class TurnRunner:
         self.run_id = run_id
         self.session = session
         self.emit = emit
-        # Run priority: a lower number is served first, so earlier turns go first.
-        self.priority = next(_priorities) if self.sw.run_priority else 0
+        # Run priority: a lower number is served first, so earlier turns go first, within
+        # a bounded gap (RunPriorities). None: run priority is off, every request ties at 0.
+        self.rank: int | None = None
         self.records: list[IterationRecord] = []
 
     async def run(self, message: str) -> RunResult:
@@ -137,6 +137,8 @@ class TurnRunner:
         self.conv.open_turn(message)
         status: RunStatus = "max_iterations"
         final, error = "", None
+        if self.sw.run_priority:
+            self.rank = RUN_PRIORITIES.open()
         try:
             for i in range(self.config.max_iterations):
                 outcome, final = await self._iteration(i)
@@ -148,6 +150,8 @@ class TurnRunner:
         except PromptTooLongError as exc:
             status, error = "error", str(exc)
         finally:
+            if self.rank is not None:
+                RUN_PRIORITIES.close(self.rank)
             if self.sw.cache_hints:
                 with anyio.CancelScope(shield=True):
                     await self.engine.release(self.session)
@@ -232,7 +236,7 @@ class TurnRunner:
             constraint,
             prompt.hints,
             session=self.session,
-            priority=self.priority,
+            priority=0 if self.rank is None else RUN_PRIORITIES.priority(self.rank),
             cache_salt=self.config.cache_salt,
         )
 
