@@ -43,15 +43,21 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+def _runs(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """One entry per (mode, load): the pooled summaries of a report with repeats."""
+    pooled: list[Mapping[str, Any]] | None = report.get("pooled")
+    return pooled if pooled else list(report["runs"])
+
+
 def knee_load(report: Mapping[str, Any]) -> float:
     """The lowest measured load at which the baseline's median FTR misses the target."""
     base = report["baseline"]
     target = report["ftr_target_s"]
     points = sorted(
-        (r["load"], r["summary"]["ftr_p50_s"]) for r in report["runs"] if r["mode"] == base
+        (r["load"], r["summary"]["ftr_p50_s"]) for r in _runs(report) if r["mode"] == base
     )
     if not points:
-        points = sorted((r["load"], r["summary"]["ftr_p50_s"]) for r in report["runs"])
+        points = sorted((r["load"], r["summary"]["ftr_p50_s"]) for r in _runs(report))
     for load, ftr in points:
         if ftr is None or ftr > target:
             return float(load)
@@ -59,7 +65,7 @@ def knee_load(report: Mapping[str, Any]) -> float:
 
 
 def _median_ftr(report: Mapping[str, Any], mode: str, load: float) -> float | None:
-    for r in report["runs"]:
+    for r in _runs(report):
         if r["mode"] == mode and r["load"] == load:
             value = r["summary"]["ftr_p50_s"]
             return None if value is None else float(value)
