@@ -17,6 +17,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "agentrt.bench._agents",
         "a multi-tool agent workload: baseline vs each switch vs all",
     ),
+    "flips": (
+        "agentrt.bench._flips",
+        "share of example-agent runs whose tool calls or answer change with the switches",
+    ),
     "overhead": ("agentrt.bench._overhead", "the orchestrator's own cost per iteration"),
     "scale": ("agentrt.bench._scale", "1,000 concurrent agent runs: memory during and after"),
     "server": (
