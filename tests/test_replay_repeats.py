@@ -14,6 +14,7 @@ from agentrt.cli._replay import add_arguments, main
 from agentrt.engine import TimingModel
 from agentrt.replay import load_trace
 from agentrt.replay.report._intervals import Interval, pooled_runs, repeat_cells
+from agentrt.replay.report._page import render_page
 from agentrt.replay.report._records import CallRecord, RequestRecord
 from agentrt.replay.report._report import write_report
 from agentrt.replay.report._results import ReplayRun
@@ -143,3 +144,11 @@ def test_cli_refuses_zero_repeats() -> None:
     add_arguments(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(["--synthetic", "--repeats", "0"])
+
+
+def test_results_page_headline_shows_the_ratio_interval(tmp_path: Path) -> None:
+    runs = [_run("baseline", k, f) for k, f in enumerate(FTRS)]
+    runs += [_run("all", k, [x / 2 for x in f]) for k, f in enumerate(FTRS)]
+    write_report(runs, tmp_path / "ws", ftr_target_s=10.0, plots=False)
+    page = render_page([tmp_path / "ws"], tmp_path / "RESULTS.md")
+    assert "| ws | all | ≥ 1.00 | ? 1.00x | 1 | 1.75 | 0.50x [0.50, 0.50] |" in page

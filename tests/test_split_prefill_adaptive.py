@@ -288,7 +288,9 @@ def _loaded(split: bool) -> tuple[list[float], list[float], collections.Counter[
     async def main() -> tuple[list[float], list[float], collections.Counter[str | None]]:
         timing = TimingModel(prefill_s_per_token=0.001, decode_step_s=0.01, max_num_seqs=4)
         engine = ScriptedEngine(
-            lambda ctx: "done" if "results for" in ctx.prompt_text else call_text("x" * 40, "loaded"),
+            lambda ctx: (
+                "done" if "results for" in ctx.prompt_text else call_text("x" * 40, "loaded")
+            ),
             timing=timing,
             block_size=16,
         )
