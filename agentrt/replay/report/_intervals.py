@@ -163,11 +163,13 @@ def pooled_runs(results: Sequence[ReplayRun]) -> list[ReplayRun]:
     for mode, load in keys:
         runs = [r for r in results if r.mode == mode and r.load == load]
         summary = summarize([rec for r in runs for rec in r.records])
-        means = {
-            name: _mean([getattr(r.summary, name) for r in runs])
-            for name in ("hit_rate", "max_hit_rate", "overlap_share", "fluidity_mean")
-        }
-        summary = dataclasses.replace(summary, **means)
+        summary = dataclasses.replace(
+            summary,
+            hit_rate=_mean([r.summary.hit_rate for r in runs]),
+            max_hit_rate=_mean([r.summary.max_hit_rate for r in runs]),
+            overlap_share=_mean([r.summary.overlap_share for r in runs]),
+            fluidity_mean=_mean([r.summary.fluidity_mean for r in runs]),
+        )
         config = {"repeats": len(runs), "pooled": True}
         pooled.append(
             ReplayRun(mode, load, summary, tuple(rec for r in runs for rec in r.records), config)
