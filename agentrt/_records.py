@@ -76,6 +76,7 @@ class RunResult:
 
     ``ftr_s``: arrival to the first token of the final answer (None if no final answer).
     ``e2e_s``: arrival to the last token of the final answer (or of the run).
+    ``trace_id``: the OpenTelemetry trace of the run's spans (32 hex digits), when traced.
     """
 
     run_id: RunId
@@ -87,6 +88,7 @@ class RunResult:
     ftr_s: float | None
     e2e_s: float
     error: str | None = None
+    trace_id: str | None = None
 
     @property
     def tool_spans(self) -> tuple[ToolSpan, ...]:

@@ -50,6 +50,7 @@ from ._run_priority import RUN_PRIORITIES
 from ._split_policy import SkipSplit, decide_split, prefill_rate, uncached_full_blocks
 from ._switches import Switches
 from ._tool_choice import ToolChoice, choice_for_response, parse_choice, tool_constraint
+from ._tracing import run_trace
 
 _SPLIT_TTL_FLOOR_S = 0.5
 
@@ -60,6 +61,9 @@ Outcome = Literal["final", "tools", "gave_up"]
 
 class TurnConfig(Protocol):
     """What the loop reads of an agent's configuration (``Agent`` is one)."""
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def switches(self) -> Switches: ...
@@ -130,8 +134,15 @@ class TurnRunner:
         # a bounded gap (RunPriorities). None: run priority is off, every request ties at 0.
         self.rank: int | None = None
         self.records: list[IterationRecord] = []
+        self.trace = run_trace(config.name, engine.info, run_id, session)
 
     async def run(self, message: str) -> RunResult:
+        with self.trace.run():
+            result = await self._run(message)
+            self.trace.finish(result)
+        return result
+
+    async def _run(self, message: str) -> RunResult:
         arrival = now()
         self.emit(RunStarted(self.run_id, arrival))
         self.conv.open_turn(message)
@@ -167,6 +178,7 @@ class TurnRunner:
             ftr_s=None if first_t is None else first_t - arrival,
             e2e_s=(last.end_t if last else now()) - arrival,
             error=error,
+            trace_id=self.trace.trace_id,
         )
         self.emit(RunDone(result))
         return result
@@ -185,16 +197,18 @@ class TurnRunner:
         async with anyio.create_task_group() as background:
             async with anyio.create_task_group() as tools:
                 start_tool = self._tool_starter(tools, spans)
-                out = await stream_response(
-                    self.engine,
-                    request,
-                    self.conv.tokenizer.tool_format.parser(),
-                    run_id=self.run_id,
-                    iteration=i,
-                    emit=self.emit,
-                    on_call=start_tool if (may_call and self.sw.stream_tools) else None,
-                    final_known=not may_call,
-                )
+                with self.trace.llm_call(i, request) as call_trace:
+                    out = await stream_response(
+                        self.engine,
+                        request,
+                        self.conv.tokenizer.tool_format.parser(),
+                        run_id=self.run_id,
+                        iteration=i,
+                        emit=self.emit,
+                        on_call=start_tool if (may_call and self.sw.stream_tools) else None,
+                        final_known=not may_call,
+                    )
+                    call_trace.done(out)
                 end = out.stats.finish_t if out.stats else now()
                 calls = out.calls if may_call else ()
                 self.conv.close_response(
@@ -204,7 +218,7 @@ class TurnRunner:
                     for call in calls:
                         start_tool(call)
                 if calls and self.sw.split_prefill:
-                    background.start_soon(self._split_prefill, calls, split, out, prompt)
+                    background.start_soon(self._traced_split_prefill, i, calls, split, out, prompt)
                 if not calls and may_call:
                     # Only now is it certain that this response, which could have called
                     # tools, is the final answer; its first token came at first_token_t.
@@ -251,9 +265,25 @@ class TurnRunner:
     async def _run_tool(self, call: DetectedCall, spans: dict[ToolCallId, ToolSpan]) -> None:
         """One tool execution, from start to result (never raises but on cancellation)."""
         self.emit(ToolStarted(call.call_id, call.name, now()))
-        span = await self.executor.run(call.call, call.call_id, call.detected_t)
+        with self.trace.tool(call) as tool_trace:
+            span = await self.executor.run(call.call, call.call_id, call.detected_t)
+            tool_trace.done(span)
         spans[call.call_id] = span
         self.emit(ToolFinished(call.call_id, call.name, span.result, span.end_t))
+
+    async def _traced_split_prefill(
+        self,
+        i: int,
+        calls: Sequence[DetectedCall],
+        sink: list[_SplitDone],
+        last: Response,
+        asked: Prompt,
+    ) -> None:
+        with self.trace.split_prefill(i) as prefill_trace:
+            await self._split_prefill(calls, sink, last, asked)
+            # A skipped prefill keeps its span, with nothing cached to report.
+            if sink and (stats := sink[-1].stats) is not None:
+                prefill_trace.done(stats)
 
     async def _split_prefill(
         self, calls: Sequence[DetectedCall], sink: list[_SplitDone], last: Response, asked: Prompt

@@ -62,6 +62,9 @@ from ._vllm_args import EngineOptions
 
 if TYPE_CHECKING:
     from ._http import HTTPEngine
+    from ._twin import TwinEngine, TwinOptions
+    from ._twin_build import TwinOverrides, twin_options
+    from ._twin_core import TwinSettings
     from ._vllm import VLLMEngine
 
 __all__ = [
@@ -113,6 +116,10 @@ __all__ = [
     "ToolFormat",
     "ToolFormatName",
     "ToolSchema",
+    "TwinEngine",
+    "TwinOptions",
+    "TwinOverrides",
+    "TwinSettings",
     "VLLMEngine",
     "agentrt_home",
     "check_tool_name",
@@ -124,11 +131,18 @@ __all__ = [
     "resolve_model",
     "template_source",
     "tool_format",
+    "twin_options",
 ]
 
 _LAZY = {
     "VLLMEngine": "._vllm",
     "HTTPEngine": "._http",
+    # The vLLM twin: loads vLLM only when an engine is built, but pulls in pydantic models.
+    "TwinEngine": "._twin",
+    "TwinOptions": "._twin",
+    "TwinOverrides": "._twin_build",
+    "TwinSettings": "._twin_core",
+    "twin_options": "._twin_build",
 }
 
 

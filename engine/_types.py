@@ -357,4 +357,4 @@ class EngineInfo:
     max_model_len: int
     block_size: int
     supports_hints: bool
-    backend: Literal["vllm", "http", "scripted"]
+    backend: Literal["vllm", "http", "scripted", "twin"]

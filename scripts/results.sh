@@ -106,4 +106,7 @@ if [ -z "${SKIP_TARGETS:-}" ]; then
   "$PYTHON" -m agentrt.replay.report._page "$PAGE" "$OUT/weka" "$OUT/websearch" \
     "$OUT/websearch-targets" "$OUT/websearch-targets-seed$((SEED + 1))"
 fi
+# Put back the twin section (simulated GPU what-ifs of scripts/twin_results.sh) that the
+# regenerated page lost; it reads the existing sweeps and runs none.
+ONLY=none PAGE="$PAGE" PYTHON="$PYTHON" scripts/twin_results.sh
 echo "done ($(date +%T)); logs in $LOGS" >&2

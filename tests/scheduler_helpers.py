@@ -31,7 +31,7 @@ init_none_hash(sha256)
 _hasher = get_request_block_hasher(BS, sha256)
 
 
-def write_model_dir(folder: Path) -> Path:
+def write_model_dir(folder: Path, *, max_position_embeddings: int = 512) -> Path:
     """A model folder holding only a config: enough for VllmConfig, no weights needed."""
     config = {
         "architectures": ["LlamaForCausalLM"],
@@ -42,7 +42,7 @@ def write_model_dir(folder: Path) -> Path:
         "num_key_value_heads": 2,
         "num_hidden_layers": 1,
         "vocab_size": 1000,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": max_position_embeddings,
         "rms_norm_eps": 1e-5,
         "torch_dtype": "float32",
     }

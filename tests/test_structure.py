@@ -214,14 +214,33 @@ VLLM_AND_TORCH = {  # engine/ imports without them; they load when an engine sta
     "engine/__init__.py": ["importlib"],  # VLLMEngine, HTTPEngine on first use
     "engine/_model.py": ["torch", "transformers"],
     "engine/_tier_scheduler.py": ["vllm.v1.engine.core"],
+    "engine/_twin_core.py": [  # the twin builds vLLM's scheduler only when it starts
+        "agentrt.engine._tier_queue",
+        "agentrt.engine._tier_scheduler",
+        "torch",
+        "vllm.config",
+        "vllm.utils.hashing",
+        "vllm.v1.core.kv_cache_utils",
+        "vllm.v1.core.sched.scheduler",
+        "vllm.v1.kv_cache_interface",
+        "vllm.v1.outputs",
+        "vllm.v1.request",
+        "vllm.v1.structured_output",
+    ],
     "engine/_vllm.py": ["vllm.inputs.engine", "vllm.v1.engine.async_llm", "vllm.v1.metrics.reader"],
     "engine/_vllm_args.py": ["torch", "vllm", "vllm.engine.arg_utils", "vllm.sampling_params"],
     "agentrt/bench/_engine.py": ["vllm", "vllm.inputs.engine", "vllm.sampling_params"],
     "agentrt/bench/_output.py": ["torch"],
 }
-OPTIONAL = {  # extras (bench, server, mcp) or a host process's own packages
+OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packages
+    # OpenTelemetry loads only when a tracer provider is set (otherwise nothing imports it)
+    "agentrt/_tracing.py": ["agentrt._otel"],
+    # the SDK (otel extra) only when OTEL_* asks for export, or for --trace-file
+    "agentrt/cli/_main.py": ["agentrt._otel_sdk"],
+    "agentrt/cli/_run.py": ["agentrt._otel_sdk"],
     "agentrt/bench/_output.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_plots.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
+    "agentrt/replay/report/_twin_page.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],
     "tools/_mcp.py": [

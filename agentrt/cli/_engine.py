@@ -1,4 +1,5 @@
-"""``agentrt engine``: serve the engine over HTTP (vLLM's server, configured for agentrt)."""
+"""``agentrt engine``: serve the engine over HTTP (vLLM's server, configured for agentrt),
+benchmark it, or profile its step times for the vLLM twin."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from agentrt.engine import ModelNotAvailableError
 
 from ._engine_options import add_engine_flags, engine_options
+from ._engine_profile import add_profile_arguments
+from ._engine_profile import main as profile_main
 
 
 def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
@@ -29,9 +32,15 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     from agentrt.bench._engine import add_bench_arguments
 
     add_bench_arguments(bench)
+    profile = sub.add_parser(
+        "profile", help="measure the engine's step times: a cost profile for the vLLM twin"
+    )
+    add_profile_arguments(profile)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.engine_command == "profile":
+        return profile_main(args)
     if args.engine_command == "bench":
         from agentrt.bench._engine import main as bench_main
 

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from agentrt._tracing import otel_env_requested
+
 # name -> (module defining `add_arguments(parser, argv)` and `main(args) -> int`, help text);
 # argv is the whole command line, for commands whose options depend on a sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -67,7 +69,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else None, argv).parse_args(argv)
+    if otel_env_requested():
+        _export_traces()
     return int(args._main(args))
+
+
+def _export_traces() -> None:
+    """The ``OTEL_*`` variables ask for spans: set up the SDK (a warning if it is missing)."""
+    try:
+        from agentrt._otel_sdk import configure_from_env
+    except ImportError as exc:
+        print(
+            f"agentrt: OTEL_* variables ask for traces, but the OpenTelemetry SDK is missing "
+            f"(pip install 'agentrt[otel]'); not tracing ({exc})",
+            file=sys.stderr,
+        )
+        return
+    try:
+        configure_from_env()
+    except ValueError as exc:
+        raise SystemExit(f"agentrt: {exc}") from None
 
 
 if __name__ == "__main__":

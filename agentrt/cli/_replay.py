@@ -45,6 +45,7 @@ from agentrt.replay.run._sources import (
 )
 
 from ._progress import ProgressBar
+from ._replay_twin import add_twin_arguments, twin_source
 from ._replay_workload import load_source
 
 T = TypeVar("T")
@@ -204,7 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     eng.add_argument(
         "--engine",
         default="embedded",
-        help="embedded (vLLM in-process), scripted, or an engine URL",
+        help="embedded (vLLM in-process), scripted, twin (simulated vLLM), or an engine URL",
     )
     eng.add_argument("--model", default=None, help="embedded: a local model folder")
     eng.add_argument(
@@ -238,6 +239,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     eng.add_argument("--decode-s-per-seq", type=float, default=0.0, help="scripted timing")
     eng.add_argument("--step-overhead-s", type=float, default=0.0, help="scripted timing")
 
+    add_twin_arguments(parser)
+
     out = parser.add_argument_group("report")
     out.add_argument("--out", type=Path, default=Path("replay-report"), help="report folder")
     out.add_argument("--title", default=None)
@@ -265,6 +268,8 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
             num_blocks=args.num_blocks,
             max_model_len=args.max_model_len or 32768,
         ), None
+    if args.engine == "twin":
+        return twin_source(args), None
     if args.engine == "embedded":
         from agentrt.engine import EngineOptions, VLLMEngine
 
@@ -289,7 +294,9 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
 
         remote = await resolve_engine(args.engine)
         return SharedSource(remote, {"engine": args.engine}), close_default_engine
-    raise ValueError(f"--engine must be embedded, scripted or an http(s) URL, got {args.engine!r}")
+    raise ValueError(
+        f"--engine must be embedded, scripted, twin or an http(s) URL, got {args.engine!r}"
+    )
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -360,7 +367,7 @@ async def _run(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     """Run ``agentrt replay`` with parsed ``args``; returns the exit status."""
     try:
-        if args.engine == "scripted":
+        if args.engine in ("scripted", "twin"):
             # Model-free timing needs no wall clock: virtual time makes it instant and exact.
             from agentrt.testing import run_virtual
 

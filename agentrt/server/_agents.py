@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from agentrt import Agent, RunDone, RunResult, Session
+from agentrt._tracing import incoming_context
 from agentrt.engine import Engine
 
 from ._chat import parse_json
@@ -80,7 +81,9 @@ async def create_run(name: str, request: Request) -> Response:
         raise
     rec = RunRecord(name, entry.id, owner, body.input)
     st.runs.add(rec)
-    task = asyncio.get_running_loop().create_task(_drive(rec, entry))
+    # The run continues the trace of the request's traceparent, when tracing is on.
+    trace_ctx = incoming_context(request.headers)
+    task = asyncio.get_running_loop().create_task(_drive(st, rec, entry), context=trace_ctx)
     task.add_done_callback(functools.partial(_settle_run, st, rec, entry))
     rec.task = task
     if not body.stream:
@@ -151,7 +154,7 @@ def _find(request: Request, run_id: str) -> RunRecord:
     return state_of(request).runs.get(run_id, key.name if key else None)
 
 
-async def _drive(rec: RunRecord, entry: SessionEntry) -> RunState:
+async def _drive(st: ServerState, rec: RunRecord, entry: SessionEntry) -> RunState:
     """Run one turn, recording its events; returns the SDK's final status."""
     result: RunResult | None = None
     async with aclosing(entry.session.stream(rec.input)) as events:
@@ -160,6 +163,7 @@ async def _drive(rec: RunRecord, entry: SessionEntry) -> RunState:
             if isinstance(event, RunDone):
                 result = event.result
     assert result is not None, "the SDK stream ended without RunDone"
+    st.metrics.observe_result(rec.agent, result)
     return result.status
 
 
@@ -181,7 +185,7 @@ def _settle_run(
     st.sessions.release(entry, keep=rec.state in ("completed", "max_iterations"))
     st.limiter.release()
     st.runs.retire(rec)
-    st.metrics.observe_run(rec.agent, rec.state, rec.ftr_s)
+    st.metrics.observe_run(rec.agent, rec.state)
 
 
 async def _cancel(rec: RunRecord) -> None:

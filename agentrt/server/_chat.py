@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ import pydantic
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from agentrt._tracing import traced_generate
 from agentrt.engine import EngineError, PromptTooLongError, RequestStats, TokenDelta
 
 from ._auth import ApiKey
@@ -99,9 +100,10 @@ async def chat_completions(request: Request) -> Response:
     model, plan = await st.off_loop(functools.partial(_prepare, st, raw, key))
     chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), model)
     if plan.stream:
-        return SSEResponse(_stream(st, plan, chunks))
+        return SSEResponse(_stream(st, plan, chunks, request.headers))
     try:
-        return await unless_disconnected(request.receive, _complete(st, plan, chunks))
+        work = _complete(st, plan, chunks, request.headers)
+        return await unless_disconnected(request.receive, work)
     except ClientGone:
         return Response(status_code=499)  # nobody is listening; the engine request is aborted
 
@@ -137,10 +139,12 @@ def _check_model(st: ServerState, name: str, param: str | None) -> None:
         )
 
 
-async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Response:
+async def _complete(
+    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+) -> Response:
     asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
-    async with aclosing(_generate(st, plan)) as deltas:
+    async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
             if d.text:
                 asm.feed(d.text)
@@ -169,11 +173,13 @@ async def _complete(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> Respons
     return json_response(out)
 
 
-async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIterator[bytes]:
+async def _stream(
+    st: ServerState, plan: ChatPlan, chunks: _Chunks, headers: Mapping[str, str]
+) -> AsyncIterator[bytes]:
     asm = ChoiceAssembler(plan.calls_format)
     stats: RequestStats | None = None
     started = False
-    async with aclosing(_generate(st, plan)) as deltas:
+    async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
             if not started:
                 # Only now: an engine error before the first token is still an HTTP error.
@@ -196,11 +202,14 @@ async def _stream(st: ServerState, plan: ChatPlan, chunks: _Chunks) -> AsyncIter
     yield DONE
 
 
-async def _generate(st: ServerState, plan: ChatPlan) -> AsyncGenerator[TokenDelta, None]:
-    """The engine's deltas. An engine refusing the request raises ``ValueError`` (vLLM's
-    input validation, a remote engine's 400): the request was at fault, so a 400."""
+async def _generate(
+    st: ServerState, plan: ChatPlan, headers: Mapping[str, str]
+) -> AsyncGenerator[TokenDelta, None]:
+    """The engine's deltas (in a ``chat`` span continuing the request's ``traceparent``
+    when tracing). An engine refusing the request raises ``ValueError`` (vLLM's input
+    validation, a remote engine's 400): the request was at fault, so a 400."""
     try:
-        async with aclosing(st.engine.generate(plan.request)) as deltas:
+        async with aclosing(traced_generate(st.engine, plan.request, headers)) as deltas:
             async for d in deltas:
                 yield d
     except PromptTooLongError:

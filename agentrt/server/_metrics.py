@@ -1,7 +1,11 @@
-"""Prometheus metrics of one server: requests, latencies, tokens, runs, and the engine's cache.
+"""Prometheus metrics of one server: requests, latencies, tokens, runs, tools, and the
+engine's cache (per tier too).
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
-Engine counters come from ``engine.stats()``, read when ``/metrics`` is scraped.
+Engine counters come from ``engine.stats()``, read when ``/metrics`` is scraped. Names
+follow Prometheus conventions: base units (seconds), ``_total`` on counters (added by
+the client library), the unit before it (``_tokens``, ``_blocks``). docs/OBSERVABILITY.md
+lists them all.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agentrt import RunResult, ToolError
 from agentrt.engine import EngineStats, RequestStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_TOOL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class _EngineCollector(Collector):
@@ -51,6 +57,31 @@ class _EngineCollector(Collector):
             "Requests waiting in the engine's queue",
             value=s.num_waiting,
         )
+        if not s.tiers:
+            return  # an engine without the tier scheduler (plain vLLM over HTTP)
+        cached = GaugeMetricFamily(
+            "agentrt_engine_kv_tier_cached_blocks",
+            "Free KV-cache blocks still holding cached tokens, by eviction tier",
+            labels=["tier"],
+        )
+        hits = CounterMetricFamily(
+            "agentrt_engine_kv_tier_hit_blocks",
+            "Cached free blocks that a prefix-cache hit took back, by eviction tier",
+            labels=["tier"],
+        )
+        evicted = CounterMetricFamily(
+            "agentrt_engine_kv_tier_evicted_blocks",
+            "Cached blocks reused for new content (their tokens evicted), by eviction tier",
+            labels=["tier"],
+        )
+        for tier, t in s.tiers.items():
+            label = [tier.lower()]
+            cached.add_metric(label, t.cached_blocks)
+            hits.add_metric(label, t.hits)
+            evicted.add_metric(label, t.evictions)
+        yield cached
+        yield hits
+        yield evicted
 
 
 class Metrics:
@@ -105,6 +136,26 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.run_e2e = Histogram(
+            "agentrt_agent_run_e2e_seconds",
+            "Agent runs: arrival to the last token of the final answer (or of the run)",
+            ["agent"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tool_latency = Histogram(
+            "agentrt_tool_duration_seconds",
+            "Tool executions of agent runs: start to result, by outcome (ok or error reason)",
+            ["agent", "tool", "outcome"],
+            buckets=_TOOL_BUCKETS,
+            registry=r,
+        )
+        self.tool_overlap = Counter(
+            "agentrt_tool_overlap_seconds",
+            "Tool time hidden under the run's own decode or split prefill",
+            ["agent"],
+            registry=r,
+        )
         active_gauge = Gauge(
             "agentrt_active_requests",
             "Chat completions in flight plus agent runs running",
@@ -125,10 +176,19 @@ class Metrics:
         if stats.ttft_s is not None:
             self.ttft.observe(stats.ttft_s)
 
-    def observe_run(self, agent: str, status: str, ftr_s: float | None) -> None:
+    def observe_run(self, agent: str, status: str) -> None:
+        """A run ended (however: cancelled and failed runs have no result)."""
         self.runs.labels(agent, status).inc()
-        if ftr_s is not None:
-            self.run_ftr.labels(agent).observe(ftr_s)
+
+    def observe_result(self, agent: str, result: RunResult) -> None:
+        """A run's turn produced its result: its latencies and its tools'."""
+        if result.ftr_s is not None:
+            self.run_ftr.labels(agent).observe(result.ftr_s)
+        self.run_e2e.labels(agent).observe(result.e2e_s)
+        for span in result.tool_spans:
+            outcome = span.result.reason if isinstance(span.result, ToolError) else "ok"
+            self.tool_latency.labels(agent, span.name, outcome).observe(span.duration_s)
+        self.tool_overlap.labels(agent).inc(result.tool_overlap_s)
 
     def render(self, engine: EngineStats | None) -> bytes:
         """The text exposition, with ``engine`` as the engine's current snapshot."""

@@ -94,6 +94,8 @@ class RequestRecord:
     ``calls`` are in submission order; the last ``generate`` call is the final answer
     unless ``error`` is set (then the request failed and has no FTR). ``final_token_times``
     are the arrival times of the final answer's tokens (for the fluidity index).
+    ``run_id`` names the agent run (its spans carry it as ``agentrt.run.id``);
+    ``trace_ids`` are the OpenTelemetry traces of its turns, when tracing was on.
     """
 
     request_id: str
@@ -103,6 +105,8 @@ class RequestRecord:
     tools: tuple[ToolRecord, ...] = ()
     final_token_times: tuple[float, ...] = ()
     error: str | None = None
+    run_id: str | None = None
+    trace_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_times("RequestRecord", arrival_t=self.arrival_t)

@@ -49,6 +49,8 @@ def _jsonable(obj: Any) -> Any:
         d = {
             "request_id": obj.request_id,
             "mode": obj.mode,
+            "run_id": obj.run_id,
+            "trace_ids": list(obj.trace_ids),
             "arrival_t": obj.arrival_t,
             "error": obj.error,
             "ftr_s": obj.ftr_s,

@@ -215,12 +215,14 @@ class _Run:
         session.executor.latency = self.latency
         self.proxy.register(session.session_id, [o.ids for o in req.outputs])
         tools: list[ToolRecord] = []
+        traces: list[str] = []
         error: str | None = None
         try:
             for k, turn in enumerate(req.turns):
                 if turn.gap_s > 0:
                     await anyio.sleep(turn.gap_s)
                 result = await session.run(turn.message)
+                traces += [result.trace_id] if result.trace_id else []
                 tools += [ToolRecord(s.name, s.start_t, s.end_t) for s in result.tool_spans]
                 if result.status != "completed" or len(result.iterations) != turn.n_calls:
                     error = (
@@ -244,6 +246,8 @@ class _Run:
                 tools=tuple(tools),
                 final_token_times=tuple(finals[-1].token_times) if finals and not error else (),
                 error=error,
+                run_id=session.run_id,
+                trace_ids=tuple(traces),
             )
 
 

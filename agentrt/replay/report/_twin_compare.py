@@ -1,0 +1,187 @@
+"""The twin's validation table: the same replay on the real engine and on its twin, side by side.
+
+Run ``python -m agentrt.replay.report._twin_compare REAL_DIR TWIN_DIR [--out FILE.md]
+[--tolerance 0.15] [--check]`` on two report folders of ``agentrt replay`` made with the
+same workload, seed, modes and loads (``scripts/twin_validate.sh`` makes them). Per
+(mode, load) it gives both median FTRs and their ratio, which must be within the
+tolerance; per mode and load, the change against the baseline on each engine, which must
+have the same sign. KV hit rates are shown beside them. ``--check`` exits 1 when a
+criterion fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One (mode, load) on both engines; a change is relative to that engine's baseline."""
+
+    mode: str
+    load: float
+    real_ftr_s: float | None
+    twin_ftr_s: float | None
+    real_hit: float | None
+    twin_hit: float | None
+    real_change: float | None = None
+    twin_change: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.real_ftr_s is None or self.twin_ftr_s is None or self.real_ftr_s <= 0:
+            return None
+        return self.twin_ftr_s / self.real_ftr_s
+
+    def within(self, tolerance: float) -> bool:
+        return self.ratio is not None and abs(self.ratio - 1) <= tolerance
+
+    @property
+    def same_sign(self) -> bool | None:
+        """None for the baseline itself (no change to compare)."""
+        if self.real_change is None or self.twin_change is None:
+            return None
+        return _sign(self.real_change) == _sign(self.twin_change)
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def _runs(report: Mapping[str, Any]) -> dict[tuple[str, float], Mapping[str, Any]]:
+    return {(str(r["mode"]), float(r["load"])): r["summary"] for r in report["runs"]}
+
+
+def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
+    """Cells for every (mode, load) either report has, in the real report's order.
+
+    Raises:
+        ValueError: the reports share no (mode, load).
+    """
+    r_runs, t_runs = _runs(real), _runs(twin)
+    keys = [k for k in r_runs if k in t_runs]
+    if not keys:
+        raise ValueError("the two reports share no (mode, load): replay the same modes and loads")
+    base = str(real.get("baseline", "baseline"))
+
+    def ftr(
+        runs: Mapping[tuple[str, float], Mapping[str, Any]], key: tuple[str, float]
+    ) -> float | None:
+        s = runs.get(key)
+        return None if s is None or s.get("ftr_p50_s") is None else float(s["ftr_p50_s"])
+
+    def change(
+        runs: Mapping[tuple[str, float], Mapping[str, Any]], mode: str, load: float
+    ) -> float | None:
+        mine, ref = ftr(runs, (mode, load)), ftr(runs, (base, load))
+        if mode == base or mine is None or not ref:
+            return None
+        return mine / ref - 1
+
+    cells = []
+    for mode, load in keys:
+        rs, ts = r_runs[(mode, load)], t_runs[(mode, load)]
+        cells.append(
+            Cell(
+                mode,
+                load,
+                ftr(r_runs, (mode, load)),
+                ftr(t_runs, (mode, load)),
+                rs.get("hit_rate"),
+                ts.get("hit_rate"),
+                change(r_runs, mode, load),
+                change(t_runs, mode, load),
+            )
+        )
+    return cells
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
+    """The comparison as Markdown, ending with the verdict on both criteria."""
+    lines = [
+        f"## {title}",
+        "",
+        f"Median FTR of the real engine and of its twin (simulated) per mode and load; the "
+        f"twin must be within {tolerance:.0%} of the real engine, and every mode's change "
+        "against the baseline must have the same sign on both.",
+        "",
+        "| mode | load (req/s) | real FTR p50 (s) | twin FTR p50 (s) | twin / real "
+        "| real vs baseline | twin vs baseline | same sign | real KV hit | twin KV hit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        ok = "✓" if c.within(tolerance) else "✗"
+        sign = {None: "", True: "✓", False: "✗"}[c.same_sign]
+        lines.append(
+            f"| {c.mode} | {c.load:g} | {_f(c.real_ftr_s, '.2f')} | {_f(c.twin_ftr_s, '.2f')} "
+            f"| {_f(c.ratio, '.2f')} {ok} | {_f(c.real_change, '+.1%')} "
+            f"| {_f(c.twin_change, '+.1%')} | {sign} | {_f(c.real_hit, '.1%')} "
+            f"| {_f(c.twin_hit, '.1%')} |"
+        )
+    within = sum(c.within(tolerance) for c in cells)
+    signed = [c for c in cells if c.same_sign is not None]
+    agree = sum(bool(c.same_sign) for c in signed)
+    lines += [
+        "",
+        f"Within {tolerance:.0%}: {within}/{len(cells)} cells; same sign against the "
+        f"baseline: {agree}/{len(signed)}. Verdict: "
+        + ("**pass**" if passes(cells, tolerance) else "**fail**"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def passes(cells: Sequence[Cell], tolerance: float) -> bool:
+    return all(c.within(tolerance) for c in cells) and all(
+        c.same_sign for c in cells if c.same_sign is not None
+    )
+
+
+def _load(folder: Path) -> Mapping[str, Any]:
+    path = folder / "report.json"
+    try:
+        data: Mapping[str, Any] = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from e
+    return data
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m agentrt.replay.report._twin_compare")
+    p.add_argument("real", type=Path, help="report folder of the real engine's replay")
+    p.add_argument("twin", type=Path, help="report folder of the twin's replay")
+    p.add_argument("--out", type=Path, default=None, help="Markdown file (also writes .json)")
+    p.add_argument("--tolerance", type=float, default=0.15)
+    p.add_argument("--title", default=None)
+    p.add_argument("--check", action="store_true", help="exit 1 unless both criteria hold")
+    args = p.parse_args(argv)
+    try:
+        real, twin = _load(args.real), _load(args.twin)
+        cells = compare(real, twin)
+    except ValueError as e:
+        print(f"twin comparison: {e}", file=sys.stderr)
+        return 2
+    title = args.title or f"Twin vs real engine: {real.get('title', args.real.name)}"
+    text = render(cells, args.tolerance, title)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        verdict = {"tolerance": args.tolerance, "pass": passes(cells, args.tolerance)}
+        payload = {**verdict, "cells": [asdict(c) | {"ratio": c.ratio} for c in cells]}
+        args.out.with_suffix(".json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    return 0 if passes(cells, args.tolerance) or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""The twin as a replay engine source: every run on a fresh vLLM twin, in simulated time.
+
+The twin (``agentrt.engine`` ``TwinEngine``) runs vLLM's own scheduler and KV cache with
+step times from a cost profile: a measured one (``agentrt engine profile``), whose twin
+reproduces the profiled engine's configuration, or a GPU roofline (``a100-80gb``,
+``h100-80gb``) for what-ifs. Every figure it produces is simulated; reports say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from agentrt.engine import ChatTokenizer, Engine, EngineError
+from agentrt.engine._clock import now
+from agentrt.engine._twin import TwinEngine, TwinOptions
+
+
+class TwinSource:
+    """A fresh ``TwinEngine`` (cold cache, new scheduler) for every run.
+
+    ``describe()`` states the simulated configuration and the twin's own speed: simulated
+    seconds per wall-clock second over the runs so far.
+    """
+
+    def __init__(self, options: TwinOptions, description: dict[str, Any] | None = None) -> None:
+        # Resolved once: every run's engine renders with the same tokenizer object.
+        self.options = dataclasses.replace(options, tokenizer=options.resolved_tokenizer())
+        self.description = dict(description or {})
+        self.simulated_s = 0.0
+        self.wall_s = 0.0
+        self.steps = 0
+
+    @property
+    def tokenizer(self) -> ChatTokenizer:
+        return self.options.resolved_tokenizer()
+
+    def describe(self) -> dict[str, Any]:
+        s = self.options.settings
+        return {
+            "engine": "vLLM twin (simulated)",
+            "simulated": True,
+            **self.description,
+            "model": self.options.model.name,
+            "cost": self.options.cost.describe(),
+            "block_size": s.block_size,
+            "num_blocks": s.num_blocks,
+            "max_num_batched_tokens": s.max_num_batched_tokens,
+            "max_num_seqs": s.max_num_seqs,
+            "max_model_len": s.max_model_len,
+            "long_prefill_token_threshold": s.long_prefill_token_threshold,
+            "twin_speed": {
+                "simulated_s": round(self.simulated_s, 3),
+                "wall_s": round(self.wall_s, 3),
+                "simulated_s_per_wall_s": round(self.simulated_s / self.wall_s, 2)
+                if self.wall_s > 0
+                else None,
+                "steps": self.steps,
+            },
+        }
+
+    @asynccontextmanager
+    async def run_engine(self) -> AsyncIterator[Engine]:
+        engine = TwinEngine(self.options)
+        wall0, sim0 = time.perf_counter(), now()
+        try:
+            yield engine
+        finally:
+            self.wall_s += time.perf_counter() - wall0
+            self.simulated_s += now() - sim0
+            self.steps += engine.num_steps
+            try:
+                await engine.aclose()
+            except Exception as exc:  # its step loop died mid-run: the run is void
+                raise EngineError(f"the twin failed during the run: {exc}") from exc

@@ -1,0 +1,125 @@
+"""``agentrt replay --engine twin``, the validation table and the results-page section.
+
+A measured profile of a config-only model folder stands in for a real one (no weights,
+byte tokenizer), so these run without any engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from scheduler_helpers import write_model_dir
+from twin_helpers import measured_profile
+
+from agentrt.cli import main as cli
+from agentrt.engine._twin_cost import LinearStepCost
+from agentrt.engine._twin_profile import (
+    dump_profile,
+)
+from agentrt.replay.report._twin_compare import Cell, compare, passes, render
+from agentrt.replay.report._twin_compare import main as compare_main
+from agentrt.replay.report._twin_page import BEGIN, END, replace_section
+from agentrt.replay.report._twin_page import main as page_main
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = write_model_dir(tmp_path_factory.mktemp("tiny-llama"), max_position_embeddings=4096)
+    cost = LinearStepCost(0.005, 0.0002, 0.0, 0.001, 1e-6, 0.002)
+    prof = measured_profile(
+        folder,
+        cost,
+        block_size=16,
+        max_num_batched_tokens=256,
+        max_num_seqs=16,
+        max_model_len=4096,
+        num_blocks=400,
+    )
+    path = folder / "profile.json"
+    dump_profile(prof, path)
+    return path
+
+
+def replay(profile: Path, out: Path, *extra: str) -> dict[str, Any]:
+    args = [
+        "replay", "--synthetic", "--synthetic-requests", "3", "--synthetic-calls", "2,3",
+        "--token-scale", "1/8", "--tool-factor", "3.1", "--rates", "0.5,2",
+        "--modes", "baseline,all", "--engine", "twin", "--profile", str(profile),
+        "--no-plots", "--out", str(out), *extra,
+    ]  # fmt: skip
+    assert cli(args) == 0
+    report: dict[str, Any] = orjson.loads((out / "report.json").read_bytes())
+    return report
+
+
+@pytest.fixture(scope="module")
+def reports(profile: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with two replays on the same twin ("a", "b") and one on a smaller budget."""
+    root = tmp_path_factory.mktemp("reports")
+    replay(profile, root / "a")
+    replay(profile, root / "b")
+    replay(profile, root / "small", "--max-num-batched-tokens", "64")
+    return root
+
+
+def _load(folder: Path) -> dict[str, Any]:
+    report: dict[str, Any] = orjson.loads((folder / "report.json").read_bytes())
+    return report
+
+
+def test_a_twin_replay_is_simulated_and_repeatable(reports: Path) -> None:
+    first, second = _load(reports / "a"), _load(reports / "b")
+    engine = first["config"]["engine"]
+    assert engine["simulated"] is True and engine["cost"]["kind"] == "measured"
+    assert engine["num_blocks"] == 400 and engine["max_num_batched_tokens"] == 256
+    assert engine["twin_speed"]["steps"] > 0 and engine["twin_speed"]["simulated_s"] > 0
+    for run in first["runs"]:
+        assert run["summary"]["n_requests"] == 3 and run["summary"]["n_failed"] == 0
+        assert run["config"]["engine_prefix_cache"]["queries"] > 0
+    # Simulated time does not depend on the machine: the same replay gives the same FTRs.
+    ftrs = [[rec["ftr_s"] for rec in run["records"]] for run in first["runs"]]
+    assert ftrs == [[rec["ftr_s"] for rec in run["records"]] for run in second["runs"]]
+
+
+def test_validation_table_checks_ratio_and_sign(reports: Path, tmp_path: Path) -> None:
+    cells = compare(_load(reports / "a"), _load(reports / "small"))
+    assert [(c.mode, c.load) for c in cells] == [
+        ("baseline", 0.5), ("all", 0.5), ("baseline", 2.0), ("all", 2.0)
+    ]  # fmt: skip
+    assert all(c.real_ftr_s and c.twin_ftr_s for c in cells)
+    assert cells[0].same_sign is None and cells[1].same_sign is not None
+    out = tmp_path / "cmp.md"
+    code = compare_main([str(reports / "a"), str(reports / "small"), "--out", str(out)])
+    assert code == 0 and "| all | 2 |" in out.read_text()
+    assert json.loads(out.with_suffix(".json").read_text())["tolerance"] == 0.15
+
+
+def test_verdict_needs_every_cell_within_tolerance_and_every_sign_equal() -> None:
+    good = [
+        Cell("baseline", 1, 10, 11, None, None),
+        Cell("all", 1, 8, 8.5, None, None, -0.2, -0.23),
+    ]
+    assert passes(good, 0.15) and "**pass**" in render(good, 0.15, "t")
+    far = [Cell("baseline", 1, 10, 12, None, None)]
+    assert not passes(far, 0.15)
+    flipped = [Cell("all", 1, 10, 10, None, None, -0.1, 0.05)]
+    assert not passes(flipped, 0.15) and "**fail**" in render(flipped, 0.15, "t")
+
+
+def test_twin_section_replaces_itself_and_keeps_the_page(reports: Path) -> None:
+    page = reports / "RESULTS.md"
+    page.write_text("# Results\n\nmeasured tables\n")
+    for _ in range(2):
+        assert page_main([str(page), "--slim", "--whatif", str(reports / "small")]) == 0
+    assert all(run["records"] == [] for run in _load(reports / "small")["runs"])
+    text = page.read_text()
+    assert text.startswith("# Results\n\nmeasured tables\n")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    assert "simulated" in text and "| small (simulated) | all |" in text
+    assert "(small/twin_ftr_vs_load.png)" in text
+    assert (reports / "small" / "twin_ftr_vs_load.png").is_file()
+    assert replace_section("x\n", f"{BEGIN}\nnew\n{END}\n") == f"x\n\n{BEGIN}\nnew\n{END}\n"
