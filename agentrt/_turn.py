@@ -298,8 +298,9 @@ class TurnRunner:
         expected = self.executor.expected_latency(names)
         ttl = max(_SPLIT_TTL_FLOOR_S, 2.0 * expected)
         split_a = self.conv.split_a(pending_ttl_s=ttl)
-        # Streamed tools started as their calls closed; otherwise they start just now.
-        started = min(c.detected_t for c in calls) if self.sw.stream_tools else now()
+        # The results are in when the last tool to start is done. Streamed tools started
+        # as their calls closed; otherwise they start just now.
+        started = max(c.detected_t for c in calls) if self.sw.stream_tools else now()
         decision = decide_split(
             await self.engine.load(),
             new_tokens=uncached_full_blocks(
