@@ -15,6 +15,10 @@ RunId = NewType("RunId", str)
 RunStatus = Literal["completed", "max_iterations", "error", "tool_calls"]
 """"tool_calls": the turn paused at calls of tools its caller runs (REST responses)."""
 
+SplitOutcome = Literal["done", "cancelled", "saturated", "tools_faster", "nothing_new"]
+"""What became of an iteration's split prefill: it ran to the end ("done"), the tool results
+came first ("cancelled"), or it was skipped (the others: see ``agentrt._split_policy``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Divergence:
@@ -28,7 +32,11 @@ class Divergence:
 
 @dataclass(frozen=True, slots=True)
 class IterationRecord:
-    """One LLM call of a run and the tools it started. Times are monotonic seconds."""
+    """One LLM call of a run and the tools it started. Times are monotonic seconds.
+
+    ``split_outcome`` is None when no split prefill was considered (no tools, or the
+    switch is off); ``split_prefill`` and its span are set only when it was "done".
+    """
 
     index: int
     prompt_tokens: int
@@ -42,6 +50,7 @@ class IterationRecord:
     split_prefill: PrefillStats | None = None
     split_prefill_span: tuple[float, float] | None = None
     divergence: Divergence | None = None
+    split_outcome: SplitOutcome | None = None
 
     @property
     def ttft_s(self) -> float | None:

@@ -14,7 +14,6 @@ configuration, the ids, where events go) and reaches into nothing else.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -46,13 +45,14 @@ from ._events import (
 )
 from ._executor import ToolCallId, ToolExecutor, ToolResult, ToolSpan
 from ._parsers import ParsedCall
-from ._records import IterationRecord, RunId, RunResult, RunStatus
+from ._records import IterationRecord, RunId, RunResult, RunStatus, SplitOutcome
 from ._response import DetectedCall, Response, call_parts, stream_response
+from ._run_priority import RUN_PRIORITIES
+from ._split_policy import SkipSplit, decide_split, prefill_rate, uncached_full_blocks
 from ._switches import Switches
 from ._tool_choice import ToolChoice, choice_for_response, parse_choice, tool_constraint
 from ._tracing import run_trace
 
-_priorities = itertools.count()
 _SPLIT_TTL_FLOOR_S = 0.5
 
 Outcome = Literal["final", "tools", "gave_up", "client"]
@@ -107,9 +107,10 @@ class WaitingCall:
 
 @dataclass(frozen=True, slots=True)
 class _SplitDone:
-    """A split prefill that finished (while the tools ran), and when it ran."""
+    """What became of an iteration's split prefill, and when it ran (stats when "done")."""
 
-    stats: PrefillStats
+    stats: PrefillStats | None
+    outcome: SplitOutcome
     start_t: float
     end_t: float
 
@@ -155,8 +156,9 @@ class TurnRunner:
         self.run_id = run_id
         self.session = session
         self.emit = emit
-        # Run priority: a lower number is served first, so earlier turns go first.
-        self.priority = next(_priorities) if self.sw.run_priority else 0
+        # Run priority: a lower number is served first, so earlier turns go first, within
+        # a bounded gap (RunPriorities). None: run priority is off, every request ties at 0.
+        self.rank: int | None = None
         self.records: list[IterationRecord] = []
         self.client_tools = client_tools
         self.answer_constraint = answer_constraint
@@ -178,6 +180,8 @@ class TurnRunner:
             self.conv.open_turn(message)
         status: RunStatus = "max_iterations"
         final, error = "", None
+        if self.sw.run_priority:
+            self.rank = RUN_PRIORITIES.open()
         try:
             for i in range(self.config.max_iterations):
                 outcome, final = await self._iteration(i)
@@ -192,6 +196,8 @@ class TurnRunner:
         except (PromptTooLongError, _TruncatedCall) as exc:
             status, error = "error", str(exc)
         finally:
+            if self.rank is not None:
+                RUN_PRIORITIES.close(self.rank)
             # A turn paused for client tools is not the end of the run: keep its blocks.
             if self.sw.cache_hints and status != "tool_calls":
                 with anyio.CancelScope(shield=True):
@@ -249,7 +255,7 @@ class TurnRunner:
                     for call in calls:
                         start_tool(call)
                 if calls and self.sw.split_prefill:
-                    background.start_soon(self._traced_split_prefill, i, calls, split)
+                    background.start_soon(self._traced_split_prefill, i, calls, split, out, prompt)
                 if not calls and may_call:
                     # Only now is it certain that this response, which could have called
                     # tools, is the final answer; its first token came at first_token_t.
@@ -315,7 +321,7 @@ class TurnRunner:
             constraint,
             prompt.hints,
             session=self.session,
-            priority=self.priority,
+            priority=0 if self.rank is None else RUN_PRIORITIES.priority(self.rank),
             cache_salt=self.config.cache_salt,
         )
 
@@ -339,29 +345,63 @@ class TurnRunner:
         self.emit(ToolFinished(call.call_id, call.name, span.result, span.end_t))
 
     async def _traced_split_prefill(
-        self, i: int, calls: Sequence[DetectedCall], sink: list[_SplitDone]
+        self,
+        i: int,
+        calls: Sequence[DetectedCall],
+        sink: list[_SplitDone],
+        last: Response,
+        asked: Prompt,
     ) -> None:
         with self.trace.split_prefill(i) as prefill_trace:
-            await self._split_prefill(calls, sink)
-            if sink:
-                prefill_trace.done(sink[-1].stats)
+            await self._split_prefill(calls, sink, last, asked)
+            # A skipped prefill keeps its span, with nothing cached to report.
+            if sink and (stats := sink[-1].stats) is not None:
+                prefill_trace.done(stats)
 
-    async def _split_prefill(self, calls: Sequence[DetectedCall], sink: list[_SplitDone]) -> None:
-        """Prefill split A (everything before the first tool result) while tools run."""
+    async def _split_prefill(
+        self, calls: Sequence[DetectedCall], sink: list[_SplitDone], last: Response, asked: Prompt
+    ) -> None:
+        """Prefill split A (everything before the first tool result) while tools run, if
+        the engine has spare capacity and the prefill can end before the tools do.
+
+        It is background work (the engine's lowest priority) and is cancelled with the
+        background group the moment the tool results are in.
+        """
         names = [c.call.name for c in calls if isinstance(c.call, ParsedCall)]
-        ttl = max(_SPLIT_TTL_FLOOR_S, 2.0 * self.executor.expected_latency(names))
+        expected = self.executor.expected_latency(names)
+        ttl = max(_SPLIT_TTL_FLOOR_S, 2.0 * expected)
         split_a = self.conv.split_a(pending_ttl_s=ttl)
+        # The results are in when the last tool to start is done. Streamed tools started
+        # as their calls closed; otherwise they start just now.
+        started = max(c.detected_t for c in calls) if self.sw.stream_tools else now()
+        decision = decide_split(
+            await self.engine.load(),
+            new_tokens=uncached_full_blocks(
+                # The last sampled token has no KV yet.
+                split_a.tokens,
+                (*asked.tokens, *last.token_ids[:-1]),
+                self.engine.info.block_size,
+            ),
+            tools_left_s=expected - (now() - started),
+            tokens_per_s=prefill_rate(last.stats),
+            relabels=bool(split_a.hints),
+        )
+        if isinstance(decision, SkipSplit):
+            sink.append(_SplitDone(None, decision.reason, now(), now()))
+            return
         t0 = now()
+        done = _SplitDone(None, "cancelled", t0, t0)
+        sink.append(done)
         stats = await self.engine.prefill(
             PrefillRequest(
                 split_a.tokens,
                 split_a.hints,
                 self.session,
-                priority=self.priority,
                 cache_salt=self.config.cache_salt,
+                background=True,
             )
         )
-        sink.append(_SplitDone(stats, t0, now()))
+        sink[sink.index(done)] = _SplitDone(stats, "done", t0, now())
 
 
 def _record(
@@ -375,6 +415,7 @@ def _record(
 ) -> IterationRecord:
     stats = out.stats
     done = split[0] if split else None
+    ran = done if done is not None and done.stats is not None else None
     return IterationRecord(
         index=i,
         prompt_tokens=len(prompt.tokens),
@@ -385,7 +426,8 @@ def _record(
         end_t=end,
         finish_reason=stats.finish_reason if stats else "error",
         tools=tools,
-        split_prefill=done.stats if done else None,
-        split_prefill_span=(done.start_t, done.end_t) if done else None,
+        split_prefill=ran.stats if ran else None,
+        split_prefill_span=(ran.start_t, ran.end_t) if ran else None,
+        split_outcome=done.outcome if done else None,
         divergence=prompt.divergence,
     )

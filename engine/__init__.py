@@ -34,10 +34,12 @@ from ._protocol import Engine, EngineError, PromptTooLongError
 from ._scripted import ScriptContext, ScriptedEngine, TimingModel
 from ._tokenizer import ByteCodec, ChatTokenizer, HFCodec, TokenCodec
 from ._types import (
+    BACKGROUND_PRIORITY,
     TOOL_FORMAT_NAMES,
     CacheHint,
     Constraint,
     EngineInfo,
+    EngineLoad,
     EngineStats,
     FinishReason,
     GenerateRequest,
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from ._vllm import VLLMEngine
 
 __all__ = [
+    "BACKGROUND_PRIORITY",
     "DEFAULT_MODEL_NAME",
     "TOOL_FORMAT_NAMES",
     "TOOL_NAME_PATTERN",
@@ -78,6 +81,7 @@ __all__ = [
     "EngineBase",
     "EngineError",
     "EngineInfo",
+    "EngineLoad",
     "EngineOptions",
     "EngineProxy",
     "EngineStats",

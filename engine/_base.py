@@ -20,7 +20,9 @@ from ._protocol import Engine, EngineError, PromptTooLongError
 from ._tier_wire import PendingReleases
 from ._tokenizer import ChatTokenizer
 from ._types import (
+    BACKGROUND_PRIORITY,
     EngineInfo,
+    EngineLoad,
     EngineStats,
     FinishReason,
     GenerateRequest,
@@ -77,6 +79,12 @@ class EngineBase(ABC):
 
     @abstractmethod
     async def aclose(self) -> None: ...
+
+    async def load(self) -> EngineLoad:
+        """How busy the engine is, from :meth:`stats` (backends override it with something
+        cheaper). Queued requests mean saturated; full steps are not known here."""
+        s = await self.stats()
+        return EngineLoad(waiting=s.num_waiting, running=s.num_running)
 
     # -- what every request goes through ---------------------------------------------------
 
@@ -155,7 +163,7 @@ class EngineBase(ABC):
             SamplingOptions(max_tokens=1),
             hints=request.hints,
             session=request.session,
-            priority=request.priority,
+            priority=BACKGROUND_PRIORITY if request.background else request.priority,
             cache_salt=request.cache_salt,
             forced_output=None if forced is None else (forced,),
             request_id=request.request_id,
@@ -202,6 +210,9 @@ class EngineProxy(EngineBase):
 
     async def stats(self) -> EngineStats:
         return await self.inner.stats()
+
+    async def load(self) -> EngineLoad:
+        return await self.inner.load()
 
     async def aclose(self) -> None:
         if self.owns_inner:

@@ -22,10 +22,13 @@ from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
 from ._protocol import EngineError
+from ._prom import parse_prometheus
 from ._replicas import RouterLink, server_stats, session_headers, sum_stats
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
+    KV_FULL,
     EngineInfo,
+    EngineLoad,
     EngineStats,
     FinishReason,
     GenerateRequest,
@@ -240,6 +243,25 @@ class HTTPEngine(EngineBase):
             )
             for url in await self.router.replicas()
         }
+
+    async def load(self) -> EngineLoad:
+        """From the server's ``/metrics`` (vLLM's gauges, with or without agentrt's plugin).
+
+        A server whose metrics cannot be read or lack the queue gauges gives an unknown
+        load, which counts as saturated: background work is skipped rather than risked.
+        """
+        try:
+            resp = await self._client.get("/metrics")
+        except httpx.HTTPError:
+            return EngineLoad(0, 0, known=False)
+        m = parse_prometheus(resp.text) if resp.status_code == 200 else {}
+        if "vllm:num_requests_waiting" not in m or "vllm:num_requests_running" not in m:
+            return EngineLoad(0, 0, known=False)
+        return EngineLoad(
+            waiting=int(m["vllm:num_requests_waiting"]),
+            running=int(m["vllm:num_requests_running"]),
+            full=float(m.get("vllm:kv_cache_usage_perc", 0.0)) >= KV_FULL,
+        )
 
     async def reset_prefix_cache(self) -> None:
         """Ask the server (every replica, behind a router) to forget its prefix cache

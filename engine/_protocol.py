@@ -9,6 +9,7 @@ from typing import Protocol, Self, runtime_checkable
 from ._tokenizer import ChatTokenizer
 from ._types import (
     EngineInfo,
+    EngineLoad,
     EngineStats,
     GenerateRequest,
     PrefillRequest,
@@ -46,6 +47,8 @@ class Engine(Protocol):
         visible output.
       * ``release`` takes effect no later than the engine's next request.
       * Hints only order eviction of *free* cached blocks; they never change outputs.
+      * ``load`` is cheap (no round trip into the engine core's step loop) and says
+        "saturated" whenever it cannot tell.
     """
 
     @property
@@ -61,6 +64,8 @@ class Engine(Protocol):
     async def release(self, session: SessionId) -> None: ...
 
     async def stats(self) -> EngineStats: ...
+
+    async def load(self) -> EngineLoad: ...
 
     async def aclose(self) -> None: ...
 

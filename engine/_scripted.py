@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from ._sim_cache import SimBlock, SimKVCache, SimSequence
 from ._tokenizer import ByteCodec, ChatTokenizer
 from ._types import (
     EngineInfo,
+    EngineLoad,
     EngineStats,
     FinishReason,
     GenerateRequest,
@@ -30,6 +32,9 @@ from ._types import (
     RequestStats,
     TokenDelta,
 )
+
+_RECENT_STEPS = 2
+"""Steps ``load`` looks back over for a full one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,8 @@ class ScriptedEngine(EngineBase):
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = False
+        # Whether each of the last few busy steps used its whole budget (cleared when idle).
+        self._full_steps: deque[bool] = deque(maxlen=_RECENT_STEPS)
         self.requests: list[GenerateRequest] = []
         """Every request received, in order (for assertions in tests)."""
         self._record = record_requests
@@ -231,6 +238,16 @@ class ScriptedEngine(EngineBase):
             tiers=self.cache.tier_stats(),
         )
 
+    async def load(self) -> EngineLoad:
+        """Queued requests, and whether any of the last few steps was full."""
+        per_token = self.timing.prefill_s_per_token
+        return EngineLoad(
+            waiting=len(self._waiting),
+            running=len(self._running),
+            full=any(self._full_steps),
+            prefill_tokens_per_s=1.0 / per_token if per_token > 0 else None,
+        )
+
     async def _run_steps(self) -> None:
         try:
             await self._steps()
@@ -248,9 +265,14 @@ class ScriptedEngine(EngineBase):
         while not self._closed:
             decoding, chunks = self._schedule()
             if not decoding and not chunks:
+                self._full_steps.clear()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            batched = len(decoding) + sum(n for _, n in chunks)
+            self._full_steps.append(
+                batched >= tm.max_batched_tokens or len(self._running) >= tm.max_num_seqs
+            )
             step = tm.step_overhead_s + tm.prefill_s_per_token * sum(n for _, n in chunks)
             if decoding:
                 step += tm.decode_step_s + tm.decode_s_per_seq * len(decoding)

@@ -182,6 +182,11 @@ class GenerateRequest:
             raise ValueError("GenerateRequest.forced_output must not be empty")
 
 
+BACKGROUND_PRIORITY = 2**31 - 1
+"""The priority of background work: larger than any foreground priority (lower is served
+first), and still a 32-bit integer for servers that parse it as one."""
+
+
 @dataclass(frozen=True, slots=True)
 class PrefillRequest:
     """Compute and cache the KV of ``prompt`` without producing output (split prefill).
@@ -197,6 +202,9 @@ class PrefillRequest:
     priority: int = 0
     cache_salt: str | None = None
     request_id: RequestId | None = None
+    background: bool = False
+    """Spare capacity only: sent at :data:`BACKGROUND_PRIORITY` instead of ``priority``,
+    behind every foreground request (and the first that vLLM preempts)."""
 
     def __post_init__(self) -> None:
         _check_prompt("PrefillRequest", self.prompt, self.hints)
@@ -312,6 +320,38 @@ class EngineStats:
     def hit_rate(self) -> float:
         q = self.prefix_cache_queries
         return self.prefix_cache_hits / q if q else 0.0
+
+
+KV_FULL = 0.95
+"""KV cache usage from which an engine counts as full: new work would evict or preempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """How busy the engine is now: the cheap signal that background work (split prefill)
+    reads before it asks for compute.
+
+    Attributes:
+        waiting: requests queued for admission.
+        running: requests being prefilled or decoded.
+        full: the engine's recent steps used their whole budget (tokens, sequences or
+            KV blocks), so any extra work would displace foreground work.
+        prefill_tokens_per_s: how fast the engine prefills uncached tokens, when it
+            knows (None: the caller estimates it from its own requests).
+        known: False when the engine could not tell (e.g. a server without metrics);
+            such a load counts as saturated, so background work is skipped.
+    """
+
+    waiting: int
+    running: int
+    full: bool = False
+    prefill_tokens_per_s: float | None = None
+    known: bool = True
+
+    @property
+    def saturated(self) -> bool:
+        """Extra work now would delay foreground work (or nobody can tell that it won't)."""
+        return not self.known or self.waiting > 0 or self.full
 
 
 @dataclass(frozen=True, slots=True)

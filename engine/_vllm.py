@@ -19,7 +19,9 @@ from ._protocol import EngineError
 from ._tier_wire import fetch_tier_stats
 from ._tokenizer import ChatTokenizer
 from ._types import (
+    KV_FULL,
     EngineInfo,
+    EngineLoad,
     EngineStats,
     GenerateRequest,
     RequestStats,
@@ -138,21 +140,35 @@ class VLLMEngine(EngineBase):
                 h += int(m.value)
         return q, h
 
-    async def stats(self) -> EngineStats:
+    def _occupancy(self) -> tuple[int, int, float]:
+        """Running and waiting requests and KV usage, from this process's metrics (the
+        gauges vLLM's stat logger updates with every batch of engine-core outputs)."""
         from vllm.v1.metrics.reader import Gauge, get_metrics_snapshot
 
-        q, h = self._prefix_counters()
         gauges = {m.name: m.value for m in get_metrics_snapshot() if isinstance(m, Gauge)}
-        llm = self.async_llm
-        unfinished = llm.get_num_unfinished_requests()
+        unfinished = self.async_llm.get_num_unfinished_requests()
         waiting = min(int(gauges.get("vllm:num_requests_waiting", 0)), unfinished)
+        return unfinished - waiting, waiting, float(gauges.get("vllm:kv_cache_usage_perc", 0.0))
+
+    async def load(self) -> EngineLoad:
+        """Waiting requests; "full" when the batch holds ``max_num_seqs`` sequences or the
+        KV cache is nearly used up (vLLM reports no per-step token budget use)."""
+        running, waiting, kv_usage = self._occupancy()
+        max_seqs = self.async_llm.vllm_config.scheduler_config.max_num_seqs
+        full = running >= max_seqs or kv_usage >= KV_FULL
+        return EngineLoad(waiting=waiting, running=running, full=full)
+
+    async def stats(self) -> EngineStats:
+        q, h = self._prefix_counters()
+        running, waiting, kv_usage = self._occupancy()
+        llm = self.async_llm
         cfg = llm.vllm_config.cache_config
         tiers = await fetch_tier_stats(llm) if self._info.supports_hints else {}
         return EngineStats(
             prefix_cache_queries=q - self._queries0,
             prefix_cache_hits=h - self._hits0,
-            kv_usage=float(gauges.get("vllm:kv_cache_usage_perc", 0.0)),
-            num_running=unfinished - waiting,
+            kv_usage=kv_usage,
+            num_running=running,
             num_waiting=waiting,
             block_size=cfg.block_size,
             num_blocks=int(cfg.num_gpu_blocks or 0),

@@ -5,13 +5,15 @@
 # loads, on (a) a scaled WEKA Claude Code subset and (b) the synthetic web-search agent;
 # then (c) all vs baseline at five loads on 32 web-search requests, two draws.
 #
-# Duration: about 70 minutes on the 2-core CPU machine when nothing else runs (four engine
-# starts of ~40 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-80 s, then 2 x 2 x 5 = 20
-# runs of 60-100 s). Run it on a quiet
-# machine: every number on the page is a latency.
+# Duration: about 70 minutes per repeat on the 2-core CPU machine when nothing else runs
+# (four engine starts of ~40 s; 2 workloads x 7 modes x 3 loads = 42 runs of 30-80 s, then
+# 2 x 2 x 5 = 20 runs of 60-100 s), so about 3.5 hours with the default 3 repeats. Run it
+# on a quiet machine: every number on the page is a latency.
 #
 # Environment: PYTHON (default .venv/bin/python), WEKA_DIR (default
-# /work/shared/traces/weka-claude-code), SEED (default 0). For a quick check of the script
+# /work/shared/traces/weka-claude-code), SEED (default 0), REPEATS (default 3: every mode at
+# every load with arrivals drawn from seeds SEED..SEED+REPEATS-1; medians and ratios get 95%
+# intervals). For a quick check of the script
 # itself, MODES, RATES, OUT and PAGE override the page's settings and destinations, e.g.
 #   MODES=baseline,all RATES=0.8 OUT=/tmp/r PAGE=/tmp/r/RESULTS.md scripts/results.sh
 set -euo pipefail
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 WEKA_DIR=${WEKA_DIR:-/work/shared/traces/weka-claude-code}
 SEED=${SEED:-0}
+REPEATS=${REPEATS:-3}
 OUT=${OUT:-traces/results}
 PAGE=${PAGE:-traces/RESULTS.md}
 LOGS=${TMPDIR:-/tmp}/agentrt-results-logs
@@ -40,7 +43,7 @@ WEB_RATES=${WEB_RATES:-${RATES:-0.25,0.5,1}}
 # - A run still going after 200 s is cut off (its unfinished requests count as failed).
 COMMON=(
   --engine embedded --kv-cache-bytes 128MiB --block-size 32 --max-model-len 2560
-  --modes "$MODES" --seed "$SEED" --ftr-target-factor 1.25
+  --modes "$MODES" --seed "$SEED" --repeats "$REPEATS" --ftr-target-factor 1.25
   --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 200
 )
 
@@ -96,7 +99,7 @@ if [ -z "${SKIP_TARGETS:-}" ]; then
     replay "$name" \
       --synthetic --synthetic-requests 32 --synthetic-calls 2,3 --token-scale 1/8 --tool-factor 3.1 \
       --rates "${TARGET_RATES:-0.5,1,1.5,2,3}" --engine embedded --kv-cache-bytes 128MiB \
-      --block-size 32 --max-model-len 2560 --modes baseline,all --seed "$seed" \
+      --block-size 32 --max-model-len 2560 --modes baseline,all --seed "$seed" --repeats "$REPEATS" \
       --ftr-target-factor 1.25 --ttft-deadline 2 --tbt-deadline 0.25 --run-timeout 400 \
       --title "$title"
   done

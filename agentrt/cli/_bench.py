@@ -21,6 +21,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "agentrt.bench._frameworks",
         "an OpenAI Agents SDK agent via vLLM's own server vs agentrt serve",
     ),
+    "flips": (
+        "agentrt.bench._flips",
+        "share of example-agent runs whose tool calls or answer change with the switches",
+    ),
     "overhead": ("agentrt.bench._overhead", "the orchestrator's own cost per iteration"),
     "scale": ("agentrt.bench._scale", "1,000 concurrent agent runs: memory during and after"),
     "server": (

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentrt.engine import EngineError, TimingModel
+from agentrt.replay.report._intervals import pooled_runs
 from agentrt.replay.report._report import write_report
 from agentrt.replay.run._driver import Deadlines, default_ftr_target, replay_all
 from agentrt.replay.run._plan import build_plan, tool_latency_summary
@@ -67,6 +68,16 @@ def _bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512MiB, 1G, 268435456)")
     power = " kmgt".index((m.group(2) or " ").lower())
     return int(float(m.group(1)) * 1024**power)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -157,6 +168,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         type=int,
         default=0,
         help="draws arrivals, token content (and the synthetic trace)",
+    )
+    run.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="replay every mode at every load N times, Poisson arrivals drawn with seeds "
+        "seed..seed+N-1; reports each median with a 95%% interval (default 1)",
     )
     run.add_argument(
         "--tool-factor", type=float, default=1.0, help="tools sleep recorded latency x this"
@@ -300,6 +318,7 @@ async def _run(args: argparse.Namespace) -> int:
             deadlines=Deadlines(args.ttft_deadline, args.tbt_deadline),
             progress=ProgressBar(),
             timeout_s=args.run_timeout,
+            repeats=args.repeats,
         )
         engine_desc = source.describe()
     finally:
@@ -308,7 +327,7 @@ async def _run(args: argparse.Namespace) -> int:
     factor = args.ftr_target_factor
     target = args.ftr_target
     if target is None:
-        target = default_ftr_target(runs, factor=factor)
+        target = default_ftr_target(pooled_runs(runs), factor=factor)
     h = trace.header
     config: dict[str, Any] = {
         "command": "agentrt " + shlex.join(sys.argv[1:]),
@@ -320,7 +339,8 @@ async def _run(args: argparse.Namespace) -> int:
         "tool_sleep": tool_latency_summary(plan),
         "seed": args.seed,
         "arrivals": "recorded" if args.recorded else "poisson",
-        "loads": [run.load for run in runs if run.mode == runs[0].mode],
+        "repeats": args.repeats,
+        "loads": sorted({run.load for run in runs}),
         "modes": list(args.modes),
         "engine": engine_desc,
         "ftr_target_s": target,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._intervals import METHOD, Interval, RepeatCell
 from ._metrics import LoadAtTarget
 from ._results import Ratio, ReplayRun, TargetRow, modes_in_order
 
@@ -38,8 +39,10 @@ def render_markdown(
     target_s: float,
     baseline: str,
     config: Mapping[str, Any],
+    cells: Sequence[RepeatCell] = (),
 ) -> str:
-    """The summary text: configuration, a table per load, the load-at-target table."""
+    """The summary text: configuration, a table per load (requests pooled over repeats),
+    the medians with intervals when there are repeats, the load-at-target table."""
     lines = [f"# {title}", ""]
     if config:
         lines += [f"- **{k}**: {v}" for k, v in config.items()] + [""]
@@ -62,6 +65,8 @@ def render_markdown(
                 f"| {_pct(s.max_hit_rate)} | {_pct(s.overlap_share)} |"
             )
         lines.append("")
+    if cells:
+        lines += _interval_table(cells, baseline)
     lines += [
         f"## Load at FTR target ({target_s:g} s)",
         "",
@@ -77,3 +82,28 @@ def render_markdown(
         for row in table
     ]
     return "\n".join(lines) + "\n"
+
+
+def _iv(v: Interval | None, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    return f"{v.value:.2f}{unit} [{v.low:.2f}, {v.high:.2f}]"
+
+
+def _interval_table(cells: Sequence[RepeatCell], baseline: str) -> list[str]:
+    lines = [
+        "## Medians over repeats, with 95% intervals",
+        "",
+        f"Method: {METHOD}. Ratios divide by the {baseline}'s median at the same load; "
+        "a ratio interval entirely below 1.00 is a gain beyond noise.",
+        "",
+        f"| load | mode | repeats | FTR p50 (s) | x {baseline} | E2E p50 (s) | x {baseline} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c.load:g} | {c.mode} | {c.repeats} | {_iv(c.medians.get('ftr_p50'))} "
+            f"| {_iv(c.ratios.get('ftr_p50'), 'x')} | {_iv(c.medians.get('e2e_p50'))} "
+            f"| {_iv(c.ratios.get('e2e_p50'), 'x')} |"
+        )
+    return [*lines, ""]

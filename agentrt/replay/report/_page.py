@@ -43,15 +43,21 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+def _runs(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """One entry per (mode, load): the pooled summaries of a report with repeats."""
+    pooled: list[Mapping[str, Any]] | None = report.get("pooled")
+    return pooled if pooled else list(report["runs"])
+
+
 def knee_load(report: Mapping[str, Any]) -> float:
     """The lowest measured load at which the baseline's median FTR misses the target."""
     base = report["baseline"]
     target = report["ftr_target_s"]
     points = sorted(
-        (r["load"], r["summary"]["ftr_p50_s"]) for r in report["runs"] if r["mode"] == base
+        (r["load"], r["summary"]["ftr_p50_s"]) for r in _runs(report) if r["mode"] == base
     )
     if not points:
-        points = sorted((r["load"], r["summary"]["ftr_p50_s"]) for r in report["runs"])
+        points = sorted((r["load"], r["summary"]["ftr_p50_s"]) for r in _runs(report))
     for load, ftr in points:
         if ftr is None or ftr > target:
             return float(load)
@@ -59,7 +65,7 @@ def knee_load(report: Mapping[str, Any]) -> float:
 
 
 def _median_ftr(report: Mapping[str, Any], mode: str, load: float) -> float | None:
-    for r in report["runs"]:
+    for r in _runs(report):
         if r["mode"] == mode and r["load"] == load:
             value = r["summary"]["ftr_p50_s"]
             return None if value is None else float(value)
@@ -76,6 +82,16 @@ def _ratio(cell: Mapping[str, Any] | None) -> str:
     return "—" if cell is None else f"{_BOUND[cell['bound']]}{cell['value']:.2f}x"
 
 
+def _ratio_interval(report: Mapping[str, Any], mode: str, load: float) -> Mapping[str, Any] | None:
+    """The 95% interval of ``mode``'s median FTR over the baseline's (reports with repeats)."""
+    repeats = report.get("repeats") or {}
+    for cell in repeats.get("cells", []):
+        if cell["mode"] == mode and cell["load"] == load:
+            found: Mapping[str, Any] | None = cell["ratios"].get("ftr_p50")
+            return found
+    return None
+
+
 def headline(name: str, report: Mapping[str, Any]) -> list[str]:
     """Table rows (Markdown) of one workload's headline numbers."""
     knee = knee_load(report)
@@ -84,6 +100,9 @@ def headline(name: str, report: Mapping[str, Any]) -> list[str]:
     for row in report["load_at_target"]:
         ftr = _median_ftr(report, row["mode"], knee)
         vs = f"{ftr / base_ftr:.2f}x" if ftr is not None and base_ftr else "—"
+        iv = _ratio_interval(report, row["mode"], knee)
+        if iv is not None:
+            vs = f"{iv['value']:.2f}x [{iv['low']:.2f}, {iv['high']:.2f}]"
         ftr_cell = "—" if ftr is None else f"{ftr:.2f}"
         rows.append(
             f"| {name} | {row['mode']} | {_load(row['median'])} | {_ratio(row['median_ratio'])} "
@@ -142,7 +161,8 @@ def render_page(folders: Sequence[Path], page: Path) -> str:
         "ratio: both loads are such lower bounds, so the ratio is unknown). Median FTR "
         "at the knee: each mode's median FTR at the lowest load where the baseline misses the "
         "target (the highest load when it never does), and its ratio to the baseline's "
-        "(lower is better).",
+        "(lower is better; with repeats, its 95% interval in brackets: a paired bootstrap "
+        "over repeats and requests).",
         "",
         "| workload | mode | load @ target (req/s) | x baseline | knee (req/s) "
         "| median FTR at knee (s) | x baseline |",

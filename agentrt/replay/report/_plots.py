@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._intervals import RepeatCell
 from ._results import ReplayRun, modes_in_order
 
 if TYPE_CHECKING:
@@ -28,9 +29,15 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def draw_plots(
-    results: Sequence[ReplayRun], out_dir: Path, *, target_s: float, baseline: str
+    results: Sequence[ReplayRun],
+    out_dir: Path,
+    *,
+    target_s: float,
+    baseline: str,
+    cells: Sequence[RepeatCell] = (),
 ) -> tuple[Path, ...]:
-    """FTR CDF per load, median FTR vs load, and KV hit rate vs its maximum."""
+    """FTR CDF per load, median FTR vs load (with 95% intervals when ``cells`` holds
+    repeats), and KV hit rate vs its maximum."""
     modes = modes_in_order(results, baseline)
     paths = [
         plot_ftr_cdf(
@@ -41,7 +48,11 @@ def draw_plots(
         )
         for load in sorted({r.load for r in results})
     ]
-    paths.append(plot_ftr_vs_load(results, modes, out_dir / "ftr_vs_load.png", target_s=target_s))
+    paths.append(
+        plot_ftr_vs_load(
+            results, modes, out_dir / "ftr_vs_load.png", target_s=target_s, cells=cells
+        )
+    )
     paths.append(plot_hit_rates(results, modes, out_dir / "kv_hit_rate.png"))
     return tuple(paths)
 
@@ -72,24 +83,46 @@ def plot_ftr_cdf(
 
 
 def plot_ftr_vs_load(
-    results: Sequence[ReplayRun], modes: Sequence[str], path: Path, *, target_s: float
+    results: Sequence[ReplayRun],
+    modes: Sequence[str],
+    path: Path,
+    *,
+    target_s: float,
+    cells: Sequence[RepeatCell] = (),
 ) -> Path:
-    """Median FTR (solid) and p90 (dotted) against offered load, per mode."""
+    """Median FTR (solid, with 95% interval bars from ``cells``) and p90 (dotted) against
+    offered load, per mode."""
     fig = _figure()
     ax = fig.add_subplot()
+    bars = {(c.mode, c.load): c.medians["ftr_p50"] for c in cells if "ftr_p50" in c.medians}
     for mode in modes:
         runs = sorted((r for r in results if r.mode == mode), key=lambda r: r.load)
         pts = [(r.load, r.summary.ftr_p50_s) for r in runs if r.summary.ftr_p50_s is not None]
         if not pts:
             continue
         (line,) = ax.plot(*zip(*pts, strict=True), marker="o", label=f"{mode} p50")
+        ivs = [(x, y, bars[(mode, x)]) for x, y in pts if (mode, x) in bars]
+        if ivs:
+            ax.errorbar(
+                [x for x, _, _ in ivs],
+                [y for _, y, _ in ivs],
+                yerr=[
+                    [max(0.0, y - i.low) for _, y, i in ivs],
+                    [max(0.0, i.high - y) for _, y, i in ivs],
+                ],
+                fmt="none",
+                ecolor=line.get_color(),
+                capsize=3,
+            )
         p90 = [(r.load, r.summary.ftr_p90_s) for r in runs if r.summary.ftr_p90_s is not None]
         ax.plot(*zip(*p90, strict=True), linestyle=":", color=line.get_color())
     ax.axhline(target_s, color="grey", linestyle="--", linewidth=1, label="target")
     ax.set(
         xlabel="offered load (agent requests/s)",
         ylabel="FTR (s)",
-        title="FTR vs load (solid p50, dotted p90)",
+        title="FTR vs load (solid p50 with 95% intervals, dotted p90)"
+        if bars
+        else "FTR vs load (solid p50, dotted p90)",
     )
     ax.legend(fontsize="small")
     return _save(fig, path)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ._intervals import METHOD, pooled_runs, repeat_cells
 from ._markdown import render_markdown
 from ._plots import draw_plots
 from ._records import RequestRecord
@@ -109,12 +110,15 @@ def write_report(
     """
     if not results:
         raise ValueError("write_report needs at least one run")
-    keys = [(r.mode, r.load) for r in results]
+    keys = [(r.mode, r.load, r.repeat) for r in results]
     if len(set(keys)) != len(keys):
-        raise ValueError("results: some (mode, load) pair appears twice")
+        raise ValueError("results: some (mode, load, repeat) appears twice")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = target_table(results, ftr_target_s, baseline)
+    # With repeats, tables and plots use each (mode, load)'s requests pooled over them.
+    pooled = pooled_runs(results)
+    cells = repeat_cells(results, baseline) if len(pooled) < len(results) else []
+    table = target_table(pooled, ftr_target_s, baseline)
     doc = {
         "schema": REPORT_SCHEMA,
         "title": title,
@@ -123,6 +127,12 @@ def write_report(
         "config": dict(config or {}),
         "machine": machine_info(),
         "load_at_target": table,
+        "repeats": {"method": METHOD, "cells": cells} if cells else None,
+        # Per (mode, load), every repeat's requests pooled (summaries only: the requests
+        # are under "runs").
+        "pooled": [{"mode": r.mode, "load": r.load, "summary": r.summary} for r in pooled]
+        if cells
+        else None,
         "runs": list(results),
     }
     json_path = out / "report.json"
@@ -132,26 +142,32 @@ def write_report(
     md_path = out / "summary.md"
     md_path.write_text(
         render_markdown(
-            results,
+            pooled,
             table,
             title=title,
             target_s=ftr_target_s,
             baseline=baseline,
             config=config or {},
+            cells=cells,
         )
     )
     pngs: tuple[Path, ...] = ()
     if plots:
-        pngs = draw_plots(results, out, target_s=ftr_target_s, baseline=baseline)
+        pngs = draw_plots(pooled, out, target_s=ftr_target_s, baseline=baseline, cells=cells)
     return ReportFiles(json_path, csv_path, md_path, pngs)
 
 
 def _write_csv(results: Sequence[ReplayRun], baseline: str, path: Path) -> None:
-    fields = ["mode", "load", *(f.name for f in dataclasses.fields(RunSummary) if f.name != "mode")]
+    fields = [
+        "mode",
+        "load",
+        "repeat",
+        *(f.name for f in dataclasses.fields(RunSummary) if f.name != "mode"),
+    ]
     order = {m: i for i, m in enumerate(modes_in_order(results, baseline))}
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        for r in sorted(results, key=lambda r: (r.load, order[r.mode])):
-            row = {"load": r.load, **dataclasses.asdict(r.summary)}
+        for r in sorted(results, key=lambda r: (r.load, r.repeat, order[r.mode])):
+            row = {"load": r.load, "repeat": r.repeat, **dataclasses.asdict(r.summary)}
             w.writerow({k: "" if row[k] is None else row[k] for k in fields})

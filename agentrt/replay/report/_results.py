@@ -14,13 +14,18 @@ from ._summary import RunSummary
 
 @dataclass(frozen=True, slots=True)
 class ReplayRun:
-    """One replay run: a mode at an offered load (agent requests per second)."""
+    """One replay run: a mode at an offered load (agent requests per second).
+
+    ``repeat`` numbers the repetitions of the same (mode, load) with different arrival
+    draws (``agentrt replay --repeats``); 0 for the first (or only) one.
+    """
 
     mode: str
     load: float
     summary: RunSummary
     records: tuple[RequestRecord, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    repeat: int = 0
 
 
 @dataclass(frozen=True, slots=True)

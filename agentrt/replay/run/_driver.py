@@ -144,23 +144,43 @@ async def replay_all(
     deadlines: Deadlines = Deadlines(),
     progress: Progress | None = None,
     timeout_s: float | None = None,
+    repeats: int = 1,
 ) -> list[ReplayRun]:
-    """Every mode at every load (loads outer), each on a cold engine from ``source``."""
+    """Every mode at every load, ``repeats`` times, each run on a cold engine from ``source``.
+
+    Loads are outermost, then repeats, then modes: the modes of one repeat run back to
+    back on the same arrival draw (:func:`redrawn`), so slow drift of a shared machine
+    hits them alike.
+
+    Raises:
+        ValueError: ``repeats`` is below 1.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     runs = []
     for load in loads:
-        for mode in modes:
-            async with source.run_engine() as engine:
-                run = await replay_run(
-                    plan,
-                    mode,
-                    load,
-                    engine,
-                    deadlines=deadlines,
-                    progress=progress,
-                    timeout_s=timeout_s,
-                )
-                runs.append(run)
+        for k in range(repeats):
+            for mode in modes:
+                async with source.run_engine() as engine:
+                    run = await replay_run(
+                        plan,
+                        mode,
+                        redrawn(load, k),
+                        engine,
+                        deadlines=deadlines,
+                        progress=progress,
+                        timeout_s=timeout_s,
+                    )
+                    runs.append(dataclasses.replace(run, repeat=k))
     return runs
+
+
+def redrawn(load: Load, repeat: int) -> Load:
+    """The load of repeat ``repeat``: Poisson arrivals drawn with seed ``seed + repeat``;
+    recorded arrivals stay as recorded (their repeats measure engine noise only)."""
+    if isinstance(load, PoissonLoad):
+        return dataclasses.replace(load, seed=load.seed + repeat)
+    return load
 
 
 class _Run:
