@@ -21,8 +21,8 @@ import orjson
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
-from ._protocol import EngineError
 from ._prom import parse_prometheus
+from ._protocol import EngineError
 from ._replicas import RouterLink, server_stats, session_headers, sum_stats
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
