@@ -69,6 +69,8 @@ class Llama3JsonParser(StepParser):
     def _finish_state(self, out: list[ParseEvent]) -> None:
         if self._state == "json":
             self._emit(out, unfinished_call(self._index, self._scan.raw, self._scan.raw))
+        elif self._state == "between":
+            pass  # only separators after the last call: not text
         elif self._buf.strip() or (self._state == "text" and self._buf):
             out.append(TextPiece(self._buf))
 
@@ -98,7 +100,8 @@ class Llama3JsonParser(StepParser):
     def _step_between(self, out: list[ParseEvent]) -> None:
         stripped = self._buf.lstrip().lstrip(";").lstrip()
         if not stripped:
-            self._buf = stripped
+            # Keep the separators: if text follows rather than a call, they belong to it
+            # (however the stream was split).
             return
         if stripped.startswith("{"):
             self._buf = stripped
