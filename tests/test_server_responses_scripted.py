@@ -60,8 +60,16 @@ def reply(ctx: ScriptContext) -> str:
         return "Result: " + " | ".join(results)
     if "json" in last:
         return '{"answer": 42}'
-    if "mcp" in last:  # a fast call, then a long one: the first runs while the second decodes
-        return call("add", {"a": 2, "b": 3}) + "\n" + call("echo", {"text": "z" * 300})
+    if "mcp" in last:
+        # A fast call, then a long one (the first runs while the second decodes), then a
+        # slow tool, never measured: split A is worth prefilling while it runs.
+        return (
+            call("add", {"a": 2, "b": 3})
+            + "\n"
+            + call("echo", {"text": "z" * 300})
+            + "\n"
+            + call("slow", {"seconds": 0.5})
+        )
     if "calc" in last:
         return call("calculator", {"expression": "6*7"})
     if "wait" in last:
@@ -182,9 +190,9 @@ async def test_mcp_tool_starts_while_the_response_decodes_and_split_a_is_prefill
         ("response.output_item.added", 1)
     )
     final = events[-1].response
-    assert [o.type for o in final.output] == ["mcp_call", "mcp_call", "message"]
+    assert [o.type for o in final.output] == ["mcp_call", "mcp_call", "mcp_call", "message"]
     assert final.output[0].output == "5" and final.output[0].server_label == "fixture"
-    assert final.output_text == "Result: 5 | " + "z" * 300
+    assert final.output_text == "Result: 5 | " + "z" * 300 + " | done"
     split = [r for r in engine.requests if any(h.tier == Tier.SPLIT_PENDING for h in r.hints)]
     assert len(split) == 1
     after = engine.requests[-1].prompt
