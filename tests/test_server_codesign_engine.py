@@ -46,7 +46,7 @@ async def tool_round(base_url: str) -> tuple[Any, Any]:
             messages=messages,
             tools=[CALC],  # type: ignore[list-item]
             tool_choice="required",
-            max_tokens=40,
+            max_tokens=128,
             temperature=0,
         )
         call = first.choices[0].message.tool_calls[0]  # type: ignore[index]

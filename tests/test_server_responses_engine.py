@@ -44,7 +44,7 @@ def _agent(sdk: Any, client: openai.AsyncOpenAI, model: str, instructions: str, 
         instructions=instructions,
         tools=[tool],
         model=sdk.OpenAIResponsesModel(model=model, openai_client=client),
-        model_settings=sdk.ModelSettings(tool_choice="required", max_tokens=48, temperature=0.0),
+        model_settings=sdk.ModelSettings(tool_choice="required", max_tokens=160, temperature=0.0),
     )
 
 
