@@ -45,7 +45,11 @@ async def test_calculator_run_streams_its_events_and_result(base_url: str) -> No
     finished = next(d for k, d in events if k == "tool_finished")
     assert finished["result"]["kind"] in ("ok", "error")  # type: ignore[index]
     assert any(k == "token" for k, _ in events)
-    assert run["status"] == "completed"
+    # A call the tiny model opens and max_tokens cuts ends the run with an error naming
+    # max_tokens (issue 20); anything else is a failure.
+    assert run["status"] == "completed" or (
+        run["status"] == "error" and "reached max_tokens" in json.dumps(run)
+    ), run
     roles = [m["role"] for m in run["result"]["messages"]]
     # One tool message per call (the model may call the calculator more than once).
     n_calls = sum(1 for k, _ in events if k == "tool_call")

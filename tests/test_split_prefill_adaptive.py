@@ -175,27 +175,19 @@ def _http_engine(metrics: str | None) -> HTTPEngine:
         ),
     ],
 )
-def test_http_engine_load_reads_vllm_gauges(
+async def test_http_engine_load_reads_vllm_gauges(
     metrics: str, waiting: int, full: bool, saturated: bool
 ) -> None:
-    async def main() -> EngineLoad:
-        engine = _http_engine(metrics)
-        load = await engine.load()
-        await engine.aclose()
-        return load
-
-    load = anyio.run(main)
+    engine = _http_engine(metrics)
+    load = await engine.load()
+    await engine.aclose()
     assert (load.waiting, load.full, load.saturated, load.known) == (waiting, full, saturated, True)
 
 
-def test_http_engine_without_metrics_counts_as_saturated() -> None:
-    async def main() -> EngineLoad:
-        engine = _http_engine(None)
-        load = await engine.load()
-        await engine.aclose()
-        return load
-
-    load = anyio.run(main)
+async def test_http_engine_without_metrics_counts_as_saturated() -> None:
+    engine = _http_engine(None)
+    load = await engine.load()
+    await engine.aclose()
     assert not load.known and load.saturated
 
 

@@ -90,4 +90,8 @@ async def test_an_agent_on_the_real_model_calls_a_tool_in_each_format(
     (span, *_) = result.iterations[0].tools
     assert span.name == "get_weather" and span.result.kind == "ok"
     assert span.result.content.startswith("Sunny in ")
-    assert result.status == "completed" and result.final_text
+    # The tiny model may open a second call in its last response; a call cut by max_tokens
+    # ends the run with an error naming it (issue 20), never a run of the cut call.
+    assert (result.status == "completed" and result.final_text) or (
+        result.status == "error" and "reached max_tokens" in (result.error or "")
+    ), result.error
