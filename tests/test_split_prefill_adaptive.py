@@ -175,6 +175,7 @@ def _http_engine(metrics: str | None) -> HTTPEngine:
         ),
     ],
 )
+@pytest.mark.anyio
 async def test_http_engine_load_reads_vllm_gauges(
     metrics: str, waiting: int, full: bool, saturated: bool
 ) -> None:
@@ -184,6 +185,7 @@ async def test_http_engine_load_reads_vllm_gauges(
     assert (load.waiting, load.full, load.saturated, load.known) == (waiting, full, saturated, True)
 
 
+@pytest.mark.anyio
 async def test_http_engine_without_metrics_counts_as_saturated() -> None:
     engine = _http_engine(None)
     load = await engine.load()
