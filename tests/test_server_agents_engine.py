@@ -53,7 +53,9 @@ async def test_calculator_run_streams_its_events_and_result(base_url: str) -> No
     roles = [m["role"] for m in run["result"]["messages"]]
     # One tool message per call (the model may call the calculator more than once).
     n_calls = sum(1 for k, _ in events if k == "tool_call")
-    assert roles == ["system", "user", "assistant", *["tool"] * n_calls, "assistant"]
-    assert (
-        run["result"]["iterations"][1]["cached_tokens"] > 0
-    )  # iteration 2 reused iteration 1's log
+    # A response cut inside a call is not logged as a message; a final answer is.
+    answer = ["assistant"] if run["status"] == "completed" else []
+    assert roles == ["system", "user", "assistant", *["tool"] * n_calls, *answer]
+    iterations = run["result"]["iterations"]
+    if run["status"] == "completed":  # a cut response ends the run before its record
+        assert iterations[1]["cached_tokens"] > 0  # iteration 2 reused iteration 1's log
