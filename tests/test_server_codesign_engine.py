@@ -11,24 +11,13 @@ from typing import Any
 
 import openai
 import pytest
+from test_server_openai_engine import CALC
 
 from agentrt.engine import Engine
 from agentrt.server import ServerConfig, create_app, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.engine]
 
-CALC = {
-    "type": "function",
-    "function": {
-        "name": "calculator",
-        "description": "Evaluate an arithmetic expression.",
-        "parameters": {
-            "type": "object",
-            "properties": {"expression": {"type": "string"}},
-            "required": ["expression"],
-        },
-    },
-}
 # A few 128-token KV blocks, so that reuse shows at block granularity.
 SYSTEM = "You are a careful assistant who uses the calculator for arithmetic. " * 12
 
