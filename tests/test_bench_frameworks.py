@@ -33,7 +33,7 @@ async def test_one_run_counts_output_tokens_per_response_and_no_repeats() -> Non
     )
     app = create_app(engine, agents=[], config=ServerConfig(model_name=SERVED_NAME))
     async with running_server(app) as url:
-        sample = await _one_run(_agent(url), "What is 12 * 7?")
+        sample = await _one_run(_agent(url, "agentrt"), "What is 12 * 7?")
     cut_at = len(f"{CALL}\n{CALL}".encode()) - len("\n</tool_call>")
     assert sample.call_outputs == (cut_at,)
     assert sample.final_outputs == (len(b"It is 84.") + 1,)  # + <|im_end|>

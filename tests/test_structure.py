@@ -244,7 +244,15 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],
     # the frameworks bench drives the OpenAI Agents SDK (a dev extra) as a user would
-    "agentrt/bench/_frameworks.py": ["agents", "openai", "openai.types.responses"],
+    "agentrt/bench/_frameworks.py": [
+        "agents",
+        "openai",
+        "openai.types.responses",
+        "openai.types.responses.response_output_item",
+    ],
+    "agentrt/bench/_frameworks_responses.py": ["agents", "openai"],
+    # the bench's server-side calculator is an MCP server (mcp extra), started as a child
+    "agentrt/bench/_calc_mcp.py": ["mcp.server.mcpserver", "mcp.server.mcpserver.exceptions"],
     "tools/_mcp.py": [
         "httpx2",
         "mcp",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
+from agentrt.tools import ToolFailure
+from agentrt.tools._calculator import evaluate, format_number
+
 TOOL_S = 0.5
 """Seconds every call takes: the bench's tool latency, the same on both sides."""
 
@@ -17,9 +20,6 @@ def build_server() -> object:
     """The MCP server with its one tool, ``calculator(expression)``."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
-
-    from agentrt.tools import ToolFailure
-    from agentrt.tools._calculator import evaluate, format_number
 
     server = MCPServer("bench-calculator")
 

@@ -121,6 +121,7 @@ async def _one_run(agent: Any, question: str) -> RunSample:
     result = Runner.run_streamed(agent, question, max_turns=6)
     text_t: list[float] = []
     tool_t = t0
+    hosted_t: float | None = None
     async for ev in result.stream_events():
         now = time.perf_counter()
         if ev.type == "raw_response_event" and getattr(ev.data, "type", "") == (
@@ -128,10 +129,14 @@ async def _one_run(agent: Any, question: str) -> RunSample:
         ):
             text_t.append(now)
         elif ev.type == "raw_response_event" and is_tool_done(ev.data):
-            tool_t = now  # a server-side call finished inside the response
+            hosted_t = now  # a server-side call finished inside the response
         elif ev.type == "run_item_stream_event" and ev.name in ("tool_called", "tool_output"):
             tool_t = now
     e2e = time.perf_counter() - t0
+    if hosted_t is not None:
+        # The SDK reports hosted calls as run items only after the response is complete;
+        # the raw event is when the server finished the call.
+        tool_t = hosted_t
     after_tools = [t for t in text_t if t >= tool_t]
     ftr = (after_tools[0] - t0) if after_tools else None
     call_out: list[int] = []
