@@ -4,7 +4,7 @@
     flock /work/wt/engine.lock python scripts/pressure_replay.py real [--out DIR]
 
 Both run modes baseline, cache_hints and all at 1 request/s with the pressure engine's
-settings (``agentrt.replay.workloads._pressure.PRESSURE_ENGINE``) and print the report,
+settings (``agentrt.replay.trace._pressure.PRESSURE_ENGINE``) and print the report,
 whose "KV hit" and "KV max" columns are the point: LRU (baseline) under 0.8x the
 theoretical maximum, the tiers at 0.95x or more. The twin is simulated (step costs of
 this CPU's order, ``_pressure_twin.CPU_LIKE_COST``); the real engine needs the lock.
@@ -20,8 +20,8 @@ from pathlib import Path
 from agentrt.cli import main as cli
 from agentrt.engine import default_model_dir
 from agentrt.engine._twin_profile import dump_profile
-from agentrt.replay.workloads._pressure import PRESSURE_ENGINE, PRESSURE_RATE
-from agentrt.replay.workloads._pressure_twin import pressure_profile
+from agentrt.replay.run._pressure_twin import pressure_profile
+from agentrt.replay.trace._pressure import PRESSURE_ENGINE, PRESSURE_RATE
 
 
 def replay_args(engine: list[str], seed: int, out: Path) -> list[str]:

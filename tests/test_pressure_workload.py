@@ -15,10 +15,10 @@ from agentrt.engine._twin_build import twin_options
 from agentrt.replay.report._summary import RunSummary
 from agentrt.replay.run._driver import replay_all
 from agentrt.replay.run._plan import build_plan
+from agentrt.replay.run._pressure_twin import pressure_profile
 from agentrt.replay.run._sources import PoissonLoad, mode_switches
 from agentrt.replay.run._twin_source import TwinSource
-from agentrt.replay.workloads._pressure import PRESSURE_ENGINE, PRESSURE_RATE, pressure_trace
-from agentrt.replay.workloads._pressure_twin import pressure_profile
+from agentrt.replay.trace._pressure import PRESSURE_ENGINE, PRESSURE_RATE, pressure_trace
 from agentrt.testing import run_virtual
 
 pytestmark = pytest.mark.timeout(300)

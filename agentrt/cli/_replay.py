@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         action="store_true",
         help="the cache-pressure workload: agents waiting on tools among one-shot traffic "
         "(sized for --rates 1 --block-size 32, 240 KV blocks, --max-num-seqs 4; see "
-        "scripts/pressure_replay.sh)",
+        "scripts/pressure_replay.py)",
     )
     src.add_argument(
         "--token-scale",

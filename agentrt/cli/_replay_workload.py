@@ -8,10 +8,10 @@ import argparse
 from agentrt.replay.trace._import_mooncake import import_mooncake
 from agentrt.replay.trace._import_swe import import_swe
 from agentrt.replay.trace._import_weka import import_weka
+from agentrt.replay.trace._pressure import pressure_trace
 from agentrt.replay.trace._schema import TokenContent, TraceRequest
 from agentrt.replay.trace._synthetic import SyntheticConfig, generate_synthetic
 from agentrt.replay.trace._trace import Trace, load_trace
-from agentrt.replay.workloads._pressure import pressure_trace
 
 
 def load_source(args: argparse.Namespace) -> Trace:

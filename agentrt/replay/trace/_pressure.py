@@ -11,7 +11,7 @@ hit rate of an infinite cache on the same requests).
 
 The trace alone does not make pressure: it is meant for the engine settings in
 :data:`PRESSURE_ENGINE` (32-token blocks, 240 of them, 4 sequences per step), at
-:data:`PRESSURE_RATE` requests per second. ``scripts/pressure_replay.sh`` runs it on the
+:data:`PRESSURE_RATE` requests per second. ``scripts/pressure_replay.py`` runs it on the
 twin and on the embedded engine.
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..trace._schema import TraceRequest, TraceRequestId
-from ..trace._synthetic import SyntheticConfig, generate_synthetic
-from ..trace._trace import Trace
+from ._schema import TraceRequest, TraceRequestId
+from ._synthetic import SyntheticConfig, generate_synthetic
+from ._trace import Trace
 
 PRESSURE_RATE = 1.0
 """Arrivals per second (agents and one-shots together) the workload is sized for."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from agentrt.engine._twin_cost import LinearStepCost
 from agentrt.engine._twin_profile import EngineDefaults, FitQuality, MeasuredProfile, ModelRef
 
-from ._pressure import PRESSURE_ENGINE
+from ..trace._pressure import PRESSURE_ENGINE
 
 CPU_LIKE_COST = LinearStepCost(step_s=0.012, prefill_token_s=0.001, decode_seq_s=0.003)
 """Step time of the embedded engine's order here (not a fit: a stated assumption)."""

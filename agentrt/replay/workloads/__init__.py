@@ -1,1 +1,0 @@
-"""Named replay workloads: traces built for one question, with the settings that ask it."""
