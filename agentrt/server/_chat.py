@@ -182,7 +182,7 @@ async def _complete(
         choices=[ChoiceOut(message=message, finish_reason=finish)],
         usage=usage(stats.prompt_tokens, stats.output_tokens, stats.cached_tokens),
     )
-    await _finished(st, plan, chunks.id, ids, asm, finish, header)
+    await _finished(st, plan, chunks.id, ids, asm, finish, header, stats)
     return json_response(out)
 
 
@@ -214,7 +214,7 @@ async def _stream(
         yield chunks.piece(piece)
     stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    await _finished(st, plan, chunks.id, ids, asm, finish, header)
+    await _finished(st, plan, chunks.id, ids, asm, finish, header, stats)
     yield chunks.delta({}, finish)
     if plan.include_usage:
         yield chunks.usage(stats)
@@ -229,6 +229,7 @@ async def _finished(
     asm: ChoiceAssembler,
     finish: str,
     header: str | None,
+    stats: RequestStats,
 ) -> None:
     """Hand the completion to the co-design (remember its tokens, release or prefill).
 
@@ -240,6 +241,7 @@ async def _finished(
         "".join(asm.content),
         [(c.id, c.name, c.arguments) for c in asm.calls],
         finish,
+        stats,
     )
     tok = st.engine.tokenizer.with_tool_format(st.config.tool_format)
     await st.codesign.finished(st.engine, tok, plan, out, header)
