@@ -44,6 +44,7 @@ from ._events import (
     ToolStarted,
 )
 from ._executor import ToolCallId, ToolExecutor, ToolResult, ToolSpan
+from ._hints import call_hints
 from ._parsers import ParsedCall
 from ._records import IterationRecord, RunId, RunResult, RunStatus, SplitOutcome
 from ._response import DetectedCall, Response, call_parts, stream_response
@@ -322,7 +323,12 @@ class TurnRunner:
             prompt.tokens,
             self.config.sampling,
             constraint,
-            prompt.hints,
+            call_hints(
+                prompt.hints,
+                len(prompt.tokens),
+                self.config.sampling.max_tokens,
+                final=not may_call,
+            ),
             session=self.session,
             priority=0 if self.rank is None else RUN_PRIORITIES.priority(self.rank),
             cache_salt=self.config.cache_salt,

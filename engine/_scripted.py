@@ -30,6 +30,7 @@ from ._types import (
     GenerateRequest,
     RequestId,
     RequestStats,
+    SessionId,
     TokenDelta,
 )
 
@@ -380,6 +381,11 @@ class ScriptedEngine(EngineBase):
             queue_s=(r.scheduled_t - r.arrival_t) if r.scheduled_t is not None else None,
             error=r.error,
         )
+
+    async def release(self, session: SessionId) -> None:
+        """Demote the run's blocks now, as the real engines do (between two steps)."""
+        if self.info.supports_hints:
+            self.cache.release(session)
 
     async def reset_prefix_cache(self) -> None:
         """Forget every cached block and the cache's counters (benchmarks start each mode

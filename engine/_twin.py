@@ -139,6 +139,7 @@ class TwinEngine(EngineBase):
         self._streams: dict[str, _Stream] = {}
         self._adds: list[tuple[str, GenerateRequest, tuple[SessionId, ...]]] = []
         self._aborts: list[str] = []
+        self._releases_now: list[SessionId] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -173,6 +174,16 @@ class TwinEngine(EngineBase):
                 if not self._closed:
                     self._aborts.append(rid)
                     self._kick()
+
+    async def release(self, session: SessionId) -> None:
+        """Apply the run's release before the next step, as the real engine's release
+        utility call does: blocks of running requests are allocated at every step, not
+        only when a new request arrives, so a release that waits for one comes late."""
+        if self._closed or not self._info.supports_hints:
+            return
+        if session not in self._releases_now:
+            self._releases_now.append(session)
+            self._kick()
 
     async def stats(self) -> EngineStats:
         c = self.core.counters
@@ -254,6 +265,9 @@ class TwinEngine(EngineBase):
 
     def _apply_inputs(self) -> None:
         self._apply_aborts()
+        if self._releases_now:
+            released, self._releases_now = self._releases_now, []
+            self.core.release(released)
         adds, self._adds = self._adds, []
         s = self.options.settings
         for rid, request, release in adds:

@@ -162,8 +162,11 @@ Constraint = JsonSchemaConstraint | RegexConstraint | ToolCallConstraint
 class GenerateRequest:
     """One LLM call. The prompt is token ids: the orchestrator renders, the engine computes.
 
-    Invariants: hints lie within the prompt; ``forced_output`` (trace replay) makes the
-    engine emit exactly those tokens, ignoring ``sampling.max_tokens``.
+    Invariants: hints lie within the prompt and the output the call may generate
+    (positions index prompt then output, up to ``len(prompt) + max(sampling.max_tokens,
+    len(forced_output))``), so a call can label its own response; ``forced_output``
+    (trace replay) makes the engine emit exactly those tokens, ignoring
+    ``sampling.max_tokens``.
     """
 
     prompt: tuple[int, ...]
@@ -177,7 +180,8 @@ class GenerateRequest:
     request_id: RequestId | None = None
 
     def __post_init__(self) -> None:
-        _check_prompt("GenerateRequest", self.prompt, self.hints)
+        output = max(self.sampling.max_tokens, len(self.forced_output or ()))
+        _check_prompt("GenerateRequest", self.prompt, self.hints, output=output)
         if self.forced_output is not None and not self.forced_output:
             raise ValueError("GenerateRequest.forced_output must not be empty")
 
@@ -210,13 +214,18 @@ class PrefillRequest:
         _check_prompt("PrefillRequest", self.prompt, self.hints)
 
 
-def _check_prompt(kind: str, prompt: Sequence[int], hints: Sequence[CacheHint]) -> None:
+def _check_prompt(
+    kind: str, prompt: Sequence[int], hints: Sequence[CacheHint], *, output: int = 0
+) -> None:
     if not prompt:
         raise ValueError(f"{kind}.prompt must hold at least one token")
     n = len(prompt)
     for h in hints:
-        if h.end > n:
-            raise ValueError(f"{kind}.hints: [{h.start}, {h.end}) exceeds the prompt of {n} tokens")
+        if h.end > n + output:
+            room = f" and its {output} output tokens" if output else ""
+            raise ValueError(
+                f"{kind}.hints: [{h.start}, {h.end}) exceeds the prompt of {n} tokens{room}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from ._constraints import structured_outputs_args
 from ._model import resolve_model
 from ._process_exit import unwind_on_sigterm
 from ._protocol import EngineError
-from ._tier_wire import fetch_tier_stats
+from ._tier_wire import fetch_tier_stats, release_now
 from ._tokenizer import ChatTokenizer
 from ._types import (
     KV_FULL,
@@ -25,6 +25,7 @@ from ._types import (
     EngineStats,
     GenerateRequest,
     RequestStats,
+    SessionId,
     TokenDelta,
 )
 from ._vllm_args import EngineOptions, build_engine_args, cpu_env, sampling_params
@@ -38,7 +39,9 @@ class VLLMEngine(EngineBase):
 
     Invariants: every request sent to vLLM carries a unique id; a stream that is closed
     before its last delta aborts its vLLM request; ``aclose`` shuts the engine core down.
-    Releases ride with the next request (``EngineBase.release``).
+    A release is applied at once, by the tier scheduler's engine-core utility (running
+    requests allocate blocks at every step, so waiting for the next request would leave a
+    finished run's blocks labelled meanwhile); without hints it does nothing.
     """
 
     def __init__(self, llm: AsyncLLM, tokenizer: ChatTokenizer, info: EngineInfo) -> None:
@@ -174,6 +177,15 @@ class VLLMEngine(EngineBase):
             num_blocks=int(cfg.num_gpu_blocks or 0),
             tiers=tiers,
         )
+
+    async def release(self, session: SessionId) -> None:
+        """Demote the run's blocks now (engine-core utility call, between two steps)."""
+        if not self._info.supports_hints or self._llm is None:
+            return
+        try:
+            await release_now(self._llm, [session])
+        except RuntimeError:  # the utility is not there: let it ride with the next request
+            await super().release(session)
 
     async def reset_prefix_cache(self) -> None:
         """Forget every cached block (benchmarks start each mode from a cold cache)."""

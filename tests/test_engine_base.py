@@ -76,7 +76,9 @@ async def test_a_forced_output_without_end_of_turn_says_length() -> None:
     await engine.aclose()
 
 
-async def test_a_release_takes_effect_with_the_next_request() -> None:
+async def test_a_release_takes_effect_at_once() -> None:
+    """As the real engines apply it (between two steps): running requests allocate at
+    every step, so a release that waited for the next request would come late."""
     engine = ScriptedEngine(["x", "y"], block_size=BS, num_blocks=16)
     run_id = SessionId("run")
     prompt = tuple(range(100, 112))  # three blocks
@@ -88,9 +90,8 @@ async def test_a_release_takes_effect_with_the_next_request() -> None:
 
     assert (cached("SYSTEM"), cached("TOOL_OUTPUT")) == (1, 2)
     await engine.release(run_id)
-    await engine.release(run_id)  # sent once
-    assert (cached("SYSTEM"), cached("TOOL_OUTPUT")) == (1, 2)
-    await run(engine, GenerateRequest((7, 7)))  # fills no block of its own
+    assert (cached("SYSTEM"), cached("TOOL_OUTPUT"), cached("SCRATCH")) == (1, 0, 2)
+    await engine.release(run_id)  # a second release changes nothing
     assert (cached("SYSTEM"), cached("TOOL_OUTPUT"), cached("SCRATCH")) == (1, 0, 2)
     await engine.aclose()
 

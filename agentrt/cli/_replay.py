@@ -98,6 +98,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     one.add_argument("--mooncake", type=Path, help="Mooncake conversation_trace.jsonl")
     one.add_argument("--swe", type=Path, help="Sutradhara swe_bench_trace.json")
     one.add_argument("--synthetic", action="store_true", help="the synthetic web-search agent")
+    one.add_argument(
+        "--pressure",
+        action="store_true",
+        help="the cache-pressure workload: agents waiting on tools among one-shot traffic "
+        "(sized for --rates 1 --block-size 32, 240 KV blocks, --max-num-seqs 4; see "
+        "scripts/pressure_replay.py)",
+    )
     src.add_argument(
         "--token-scale",
         type=_fraction,

@@ -8,6 +8,7 @@ import argparse
 from agentrt.replay.trace._import_mooncake import import_mooncake
 from agentrt.replay.trace._import_swe import import_swe
 from agentrt.replay.trace._import_weka import import_weka
+from agentrt.replay.trace._pressure import pressure_trace
 from agentrt.replay.trace._schema import TokenContent, TraceRequest
 from agentrt.replay.trace._synthetic import SyntheticConfig, generate_synthetic
 from agentrt.replay.trace._trace import Trace, load_trace
@@ -21,7 +22,7 @@ def load_source(args: argparse.Namespace) -> Trace:
         ValueError: ``--token-scale`` with a source that carries its own scale.
     """
     scale = args.token_scale
-    if scale is not None and (args.trace or args.swe):
+    if scale is not None and (args.trace or args.swe or args.pressure):
         raise ValueError("--token-scale applies to --weka, --mooncake and --synthetic only")
     filters = (args.max_calls, args.min_calls, args.max_context)
     early = args.max_requests if all(f is None for f in filters) else None
@@ -40,6 +41,8 @@ def load_source(args: argparse.Namespace) -> Trace:
         trace = import_mooncake(args.mooncake, token_scale=scale or 1.0, max_requests=early)
     elif args.swe:
         trace = import_swe(args.swe, max_requests=early)
+    elif args.pressure:
+        trace = pressure_trace(seed=args.seed)
     else:
         if len(args.synthetic_calls) != 2:
             raise ValueError("--synthetic-calls takes LO,HI")
