@@ -28,11 +28,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agentrt._agent import Switches
 from agentrt.engine import EngineError, TimingModel
 from agentrt.replay.report._intervals import pooled_runs
-from agentrt.replay.report._report import write_report
+from agentrt.replay.report._report import ReportFiles, write_report
+from agentrt.replay.report._results import ReplayRun
 from agentrt.replay.run._driver import Deadlines, default_ftr_target, replay_all
-from agentrt.replay.run._plan import build_plan, tool_latency_summary
+from agentrt.replay.run._plan import ReplayPlan, build_plan, tool_latency_summary
 from agentrt.replay.run._sources import (
     MODE_NAMES,
     EngineSource,
@@ -43,9 +45,10 @@ from agentrt.replay.run._sources import (
     SharedSource,
     mode_switches,
 )
+from agentrt.replay.trace._trace import Trace
 
 from ._progress import ProgressBar
-from ._replay_twin import add_twin_arguments, twin_source
+from ._replay_twin import add_twin_arguments, check_replica_arguments, twin_source
 from ._replay_workload import load_source
 
 T = TypeVar("T")
@@ -300,9 +303,14 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
 
 
 async def _run(args: argparse.Namespace) -> int:
+    check_replica_arguments(args)
     modes = [mode_switches(m) for m in args.modes]
     trace = load_source(args)
     loads = _loads(args)
+    if args.engine == "twin" and args.router:
+        from ._replay_routers import run_routers
+
+        return await run_routers(args, trace, modes, loads)
     try:
         source, close = await _open_engine(args)
     except ImportError as exc:
@@ -310,24 +318,61 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         plan = build_plan(trace, source.tokenizer, seed=args.seed, tool_factor=args.tool_factor)
-        runs = await replay_all(
-            plan,
-            modes,
-            loads,
-            source,
-            deadlines=Deadlines(args.ttft_deadline, args.tbt_deadline),
-            progress=ProgressBar(),
-            timeout_s=args.run_timeout,
-            repeats=args.repeats,
-        )
+        runs = await replay_source(args, plan, modes, loads, source)
         engine_desc = source.describe()
     finally:
         if close is not None:
             await close()
+    files = write_replay_report(args, trace, plan, runs, engine_desc, args.out)
+    print(files.markdown.read_text())
+    print(f"report: {files.json.parent}", file=sys.stderr)
+    return 0
+
+
+async def replay_source(
+    args: argparse.Namespace,
+    plan: ReplayPlan,
+    modes: Sequence[Switches],
+    loads: Sequence[Load],
+    source: EngineSource,
+) -> list[ReplayRun]:
+    """Every mode at every load on ``source``, with the replay options of ``args``."""
+    return await replay_all(
+        plan,
+        modes,
+        loads,
+        source,
+        deadlines=Deadlines(args.ttft_deadline, args.tbt_deadline),
+        progress=ProgressBar(),
+        timeout_s=args.run_timeout,
+        repeats=args.repeats,
+    )
+
+
+def ftr_target(args: argparse.Namespace, runs: Sequence[ReplayRun]) -> float:
+    """``--ftr-target``, else ``--ftr-target-factor`` x the baseline's median at the
+    lowest load (repeats pooled)."""
+    if args.ftr_target is not None:
+        return float(args.ftr_target)
+    return default_ftr_target(pooled_runs(runs), factor=args.ftr_target_factor)
+
+
+def write_replay_report(
+    args: argparse.Namespace,
+    trace: Trace,
+    plan: ReplayPlan,
+    runs: Sequence[ReplayRun],
+    engine_desc: dict[str, Any],
+    out: Path,
+    *,
+    target: float | None = None,
+    title: str | None = None,
+) -> ReportFiles:
+    """The replay's report of ``runs`` in ``out``, its configuration from ``args``
+    (``target`` None: :func:`ftr_target`)."""
     factor = args.ftr_target_factor
-    target = args.ftr_target
     if target is None:
-        target = default_ftr_target(pooled_runs(runs), factor=factor)
+        target = ftr_target(args, runs)
     h = trace.header
     config: dict[str, Any] = {
         "command": "agentrt " + shlex.join(sys.argv[1:]),
@@ -351,17 +396,14 @@ async def _run(args: argparse.Namespace) -> int:
         "replay_fixes": dataclasses.asdict(plan.stats),
         "trace_description": h.description,
     }
-    files = write_report(
+    return write_report(
         runs,
-        args.out,
+        out,
         ftr_target_s=target,
-        title=args.title or f"agentrt replay: {h.source}",
+        title=title or args.title or f"agentrt replay: {h.source}",
         config=config,
         plots=not args.no_plots,
     )
-    print(files.markdown.read_text())
-    print(f"report: {files.json.parent}", file=sys.stderr)
-    return 0
 
 
 def main(args: argparse.Namespace) -> int:
