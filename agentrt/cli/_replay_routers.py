@@ -21,7 +21,7 @@ from agentrt.replay.run._plan import ReplayPlan, build_plan
 from agentrt.replay.run._sources import Load
 from agentrt.replay.trace._trace import Trace
 
-from ._replay import ftr_target, replay_source, write_replay_report
+from ._replay_report import ftr_target, replay_source, write_replay_report
 from ._replay_twin import twin_source
 
 
