@@ -120,7 +120,9 @@ class TwinEngine(EngineBase):
     ``steps`` keeps the most recent steps (for tests and for step-fullness statistics).
     """
 
-    def __init__(self, options: TwinOptions, *, keep_steps: int = 4096) -> None:
+    def __init__(
+        self, options: TwinOptions, *, keep_steps: int = 4096, id_prefix: str = "twin"
+    ) -> None:
         s = options.settings
         info = EngineInfo(
             model=options.model.name,
@@ -129,7 +131,7 @@ class TwinEngine(EngineBase):
             supports_hints=s.cache_hints,
             backend="twin",
         )
-        super().__init__(options.resolved_tokenizer(), info, id_prefix="twin")
+        super().__init__(options.resolved_tokenizer(), info, id_prefix=id_prefix)
         self.options = options
         folder = options.model.folder
         if folder is None:

@@ -240,6 +240,7 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
     "agentrt/cli/_run.py": ["agentrt._otel_sdk"],
     "agentrt/bench/_output.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_plots.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
+    "agentrt/replay/report/_routers.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/replay/report/_twin_page.py": ["matplotlib.backends.backend_agg", "matplotlib.figure"],
     "agentrt/server/_bench_report.py": ["matplotlib", "matplotlib.pyplot"],
     "agentrt/server/_runner.py": ["uvloop"],

@@ -12,14 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
-from scheduler_helpers import write_model_dir
-from twin_helpers import measured_profile
+from twin_helpers import tiny_profile_file
 
 from agentrt.cli import main as cli
-from agentrt.engine._twin_cost import LinearStepCost
-from agentrt.engine._twin_profile import (
-    dump_profile,
-)
 from agentrt.replay.report._twin_compare import Cell, compare, passes, render
 from agentrt.replay.report._twin_compare import main as compare_main
 from agentrt.replay.report._twin_page import BEGIN, END, replace_section
@@ -28,20 +23,7 @@ from agentrt.replay.report._twin_page import main as page_main
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = write_model_dir(tmp_path_factory.mktemp("tiny-llama"), max_position_embeddings=4096)
-    cost = LinearStepCost(0.005, 0.0002, 0.0, 0.001, 1e-6, 0.002)
-    prof = measured_profile(
-        folder,
-        cost,
-        block_size=16,
-        max_num_batched_tokens=256,
-        max_num_seqs=16,
-        max_model_len=4096,
-        num_blocks=400,
-    )
-    path = folder / "profile.json"
-    dump_profile(prof, path)
-    return path
+    return tiny_profile_file(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def replay(profile: Path, out: Path, *extra: str) -> dict[str, Any]:

@@ -19,20 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import math
 import re
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agentrt.engine import EngineError, TimingModel
-from agentrt.replay.report._intervals import pooled_runs
-from agentrt.replay.report._report import write_report
-from agentrt.replay.run._driver import Deadlines, default_ftr_target, replay_all
-from agentrt.replay.run._plan import build_plan, tool_latency_summary
+from agentrt.replay.run._plan import build_plan
 from agentrt.replay.run._sources import (
     MODE_NAMES,
     EngineSource,
@@ -44,8 +39,9 @@ from agentrt.replay.run._sources import (
     mode_switches,
 )
 
-from ._progress import ProgressBar
-from ._replay_twin import add_twin_arguments, twin_source
+from ._replay_report import replay_source, write_replay_report
+from ._replay_routers import run_routers
+from ._replay_twin import add_twin_arguments, check_replica_arguments, twin_source
 from ._replay_workload import load_source
 
 T = TypeVar("T")
@@ -307,9 +303,12 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
 
 
 async def _run(args: argparse.Namespace) -> int:
+    check_replica_arguments(args)
     modes = [mode_switches(m) for m in args.modes]
     trace = load_source(args)
     loads = _loads(args)
+    if args.engine == "twin" and args.router:
+        return await run_routers(args, trace, modes, loads)
     try:
         source, close = await _open_engine(args)
     except ImportError as exc:
@@ -317,55 +316,12 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         plan = build_plan(trace, source.tokenizer, seed=args.seed, tool_factor=args.tool_factor)
-        runs = await replay_all(
-            plan,
-            modes,
-            loads,
-            source,
-            deadlines=Deadlines(args.ttft_deadline, args.tbt_deadline),
-            progress=ProgressBar(),
-            timeout_s=args.run_timeout,
-            repeats=args.repeats,
-        )
+        runs = await replay_source(args, plan, modes, loads, source)
         engine_desc = source.describe()
     finally:
         if close is not None:
             await close()
-    factor = args.ftr_target_factor
-    target = args.ftr_target
-    if target is None:
-        target = default_ftr_target(pooled_runs(runs), factor=factor)
-    h = trace.header
-    config: dict[str, Any] = {
-        "command": "agentrt " + shlex.join(sys.argv[1:]),
-        "trace": f"{h.source}: {len(trace)} agent requests",
-        "license": h.license,
-        "token_scale": h.token_scale,
-        "hash_block_tokens": h.hash_block_tokens,
-        "tool_factor": args.tool_factor,
-        "tool_sleep": tool_latency_summary(plan),
-        "seed": args.seed,
-        "arrivals": "recorded" if args.recorded else "poisson",
-        "repeats": args.repeats,
-        "loads": sorted({run.load for run in runs}),
-        "modes": list(args.modes),
-        "engine": engine_desc,
-        "ftr_target_s": target,
-        "ftr_target_rule": "given"
-        if args.ftr_target is not None
-        else f"{factor:g} x baseline median FTR at the lowest load",
-        "fluidity_deadlines_s": {"ttft": args.ttft_deadline, "tbt": args.tbt_deadline},
-        "replay_fixes": dataclasses.asdict(plan.stats),
-        "trace_description": h.description,
-    }
-    files = write_report(
-        runs,
-        args.out,
-        ftr_target_s=target,
-        title=args.title or f"agentrt replay: {h.source}",
-        config=config,
-        plots=not args.no_plots,
-    )
+    files = write_replay_report(args, trace, plan, runs, engine_desc, args.out)
     print(files.markdown.read_text())
     print(f"report: {files.json.parent}", file=sys.stderr)
     return 0

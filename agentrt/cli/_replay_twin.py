@@ -11,7 +11,11 @@ import argparse
 from agentrt.engine import ByteCodec, ChatTokenizer, default_model_dir
 from agentrt.engine._twin_build import TwinOverrides, twin_options
 from agentrt.engine._twin_profile import MeasuredProfile, load_profile
+from agentrt.engine._twin_router import ROUTER_POLICIES
 from agentrt.replay.run._twin_source import TwinSource
+
+DEFAULT_COMPARISON = ("round_robin", "cache_aware", "session_affine")
+"""What ``--replicas N`` compares when no ``--router`` is given."""
 
 
 def add_twin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +49,55 @@ def add_twin_arguments(parser: argparse.ArgumentParser) -> None:
         "--kv-scale", type=float, default=1.0, help="multiply the profile's KV cache by this"
     )
     g.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="simulate N replicas behind a model of vllm-router (with --router)",
+    )
+    g.add_argument(
+        "--router",
+        type=_policies,
+        default=None,
+        help=f"router policy, or several comma-separated to compare side by side (one "
+        f"report each, and routers.md/json/png): {', '.join(ROUTER_POLICIES)} "
+        "(default with --replicas > 1: round_robin,cache_aware,session_affine)",
+    )
+    g.add_argument(
         "--twin-tokenizer",
         default=None,
         help="a folder with tokenizer.json, or 'bytes' (fastest; chat-template text counts "
         "a token per byte) (default: the measured model's, else the default model's)",
     )
+
+
+def _policies(text: str) -> list[str]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [n for n in names if n not in ROUTER_POLICIES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: router policies are {', '.join(ROUTER_POLICIES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def check_replica_arguments(args: argparse.Namespace) -> None:
+    """Fill ``--router``'s default for ``--replicas`` > 1; refuse replica options off the
+    twin.
+
+    Raises:
+        ValueError: naming the bad option.
+    """
+    if args.replicas < 1:
+        raise ValueError(f"--replicas must be at least 1, got {args.replicas}")
+    if args.engine != "twin":
+        if args.replicas != 1 or args.router:
+            raise ValueError(
+                "--replicas and --router simulate replicas on the twin (--engine twin); "
+                "real replicas run behind vllm-router: see `agentrt engine cluster`"
+            )
+        return
+    if args.replicas > 1 and not args.router:
+        args.router = list(DEFAULT_COMPARISON)
 
 
 def _tokenizer(args: argparse.Namespace, measured: bool) -> ChatTokenizer | None:
@@ -65,8 +113,9 @@ def _tokenizer(args: argparse.Namespace, measured: bool) -> ChatTokenizer | None
     return ChatTokenizer(ByteCodec())
 
 
-def twin_source(args: argparse.Namespace) -> TwinSource:
-    """The engine source ``--engine twin`` and its options name.
+def twin_source(args: argparse.Namespace, router: str | None = None) -> TwinSource:
+    """The engine source ``--engine twin`` and its options name (``router``: the policy
+    in front of ``--replicas`` twins; None: one twin).
 
     Raises:
         ValueError: a bad profile, model or setting (the message names it).
@@ -86,4 +135,9 @@ def twin_source(args: argparse.Namespace) -> TwinSource:
         kv_scale=args.kv_scale,
     )
     options = twin_options(profile, overrides, tokenizer=_tokenizer(args, measured))
-    return TwinSource(options, {"profile": str(args.profile), "profile_kind": profile.kind})
+    return TwinSource(
+        options,
+        {"profile": str(args.profile), "profile_kind": profile.kind},
+        replicas=args.replicas if router is not None else 1,
+        router=router,
+    )

@@ -132,6 +132,9 @@ async def replay_run(
             "queries": after[0] - before[0],
             "hits": after[1] - before[1],
         }
+    facts = getattr(engine, "run_facts", None)  # engines with more to say (twin replicas)
+    if callable(facts):
+        config["engine_facts"] = facts()
     return ReplayRun(mode.label(), offered, summary, tuple(done), config)
 
 
