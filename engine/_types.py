@@ -136,6 +136,10 @@ class ToolCallConstraint:
     end after each call's closing separator, so the model chooses between ending and
     another call only once it has written the separator (as in a JSON list of calls,
     where ``]`` competes with ``,``). No effect otherwise.
+    ``answer_schema``: without ``required``, the response is either calls (nothing else,
+    as with ``required``) or one JSON value matching this schema: a structured answer
+    (OpenAI's ``response_format`` beside tools). Ignored with ``required``: there the
+    response holds no answer, only calls.
     """
 
     tools: tuple[ToolSchema, ...]
@@ -143,6 +147,7 @@ class ToolCallConstraint:
     parallel: bool = True
     format: ToolFormatName = "hermes"
     end_after_call: bool = False
+    answer_schema: Mapping[str, Any] | None = None
     kind: Literal["tool_calls"] = "tool_calls"
 
     def __post_init__(self) -> None:

@@ -307,10 +307,15 @@ def _constraint(
     calls_format: ToolFormat,
     parallel_unset: ParallelUnset,
 ) -> tuple[Constraint | None, bool]:
+    """The response's grammar, and whether calls are parsed out of it.
+
+    ``response_format`` shapes the answer the model writes: with tool_choice "auto" one
+    grammar allows either calls or that answer; with "required" or a named tool the
+    response is calls only, so there is no answer to shape; with "none" it is the answer.
+    """
     raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
     choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
-    fmt = body.response_format
-    wants_json = fmt is not None and fmt.type != "text"
+    answer = _answer_schema(body)
     parallel, end_after_call = parallel_calls(body.parallel_tool_calls, parallel_unset)
     try:
         calls = tool_constraint(
@@ -322,29 +327,30 @@ def _constraint(
         )
     except ToolChoiceError as exc:
         raise _choice_error(exc) from None
-    if choice != "none" and wants_json:
-        # One decode can follow one grammar: a JSON answer or tool calls, not both.
+    if calls is None:
+        return (None if answer is None else JsonSchemaConstraint(answer)), False
+    if answer is not None and not calls.required:
+        # Were the answer branch taken, calls must still be their ``required`` shape.
+        calls = replace(calls, answer_schema=answer, end_after_call=end_after_call)
+    return calls, True
+
+
+def _answer_schema(body: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The JSON schema ``response_format`` asks answers to match (None: free text)."""
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None:
         raise APIError(
             400,
-            "response_format: cannot be combined with tool calls; set "
-            "tool_choice to 'none' or drop response_format",
-            param="response_format",
-            code="unsupported_value",
+            "response_format.json_schema: required when type is 'json_schema'",
+            param="response_format.json_schema",
+            code="invalid_value",
         )
-    if wants_json:
-        assert fmt is not None
-        if fmt.type == "json_object":
-            return JsonSchemaConstraint({"type": "object"}), False
-        if fmt.json_schema is None:
-            raise APIError(
-                400,
-                "response_format.json_schema: required when type is 'json_schema'",
-                param="response_format.json_schema",
-                code="invalid_value",
-            )
-        # Bounded and checked against its meta-schema already (``check_request_schemas``).
-        return JsonSchemaConstraint(fmt.json_schema.schema_), False
-    return calls, choice != "none"
+    # Bounded and checked against its meta-schema already (``check_request_schemas``).
+    return dict(fmt.json_schema.schema_)
 
 
 def _choice_error(exc: ToolChoiceError) -> APIError:
