@@ -6,40 +6,21 @@ from __future__ import annotations
 import json
 
 import pytest
-import xgrammar
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentrt.engine import TOOL_FORMAT_NAMES, ToolCallConstraint, ToolCallPart, ToolSchema
-from agentrt.engine._constraints import structured_outputs_args, tool_call_structural_tag
+from agentrt.engine import TOOL_FORMAT_NAMES, ToolCallConstraint, ToolCallPart
+from agentrt.engine._constraints import tool_call_structural_tag
 from agentrt.engine._formats import tool_format
 from agentrt.engine._messages import pieces_text
+from tests.test_tool_formats import CALC, accepts
 
-CALC = ToolSchema(
-    "calc",
-    "Evaluate an expression.",
-    {
-        "type": "object",
-        "properties": {"expr": {"type": "string"}},
-        "required": ["expr"],
-        "additionalProperties": False,
-    },
-)
 ANSWER = {
     "type": "object",
     "properties": {"answer": {"type": "integer"}},
     "required": ["answer"],
     "additionalProperties": False,
 }
-_COMPILER = xgrammar.GrammarCompiler(xgrammar.TokenizerInfo([]), cache_enabled=False)
-
-
-def accepts(constraint: ToolCallConstraint, text: str) -> bool:
-    """Whether the grammar vLLM gets accepts ``text`` and then ends."""
-    tag = structured_outputs_args(constraint)["structural_tag"]
-    grammar = _COMPILER.compile_grammar(xgrammar.Grammar.from_structural_tag(tag))
-    matcher = xgrammar.GrammarMatcher(grammar, terminate_without_stop_token=True)
-    return bool(matcher.accept_string(text)) and bool(matcher.is_terminated())
 
 
 def combined(fmt: str, *, parallel: bool = False) -> ToolCallConstraint:

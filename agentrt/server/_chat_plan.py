@@ -30,7 +30,6 @@ from agentrt.engine import (
     GenerateRequest,
     JsonSchemaConstraint,
     PromptTooLongError,
-    SamplingOptions,
     Tier,
     ToolCallPart,
     ToolFormat,
@@ -38,6 +37,7 @@ from agentrt.engine import (
     check_tool_name,
 )
 
+from ._chat_sampling import chat_sampling
 from ._echo import RememberedTurn, Scope, TurnMemory
 from ._errors import APIError
 from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
@@ -101,7 +101,6 @@ def plan_chat(
         APIError: a field is invalid or unsupported (400, naming the field).
         PromptTooLongError: the rendered prompt does not fit the context.
     """
-    _refuse_unsupported(body)
     check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
@@ -121,18 +120,12 @@ def plan_chat(
 
     requested = body.max_completion_tokens or body.max_tokens
     room = info.max_model_len - len(prompt)
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    try:
-        sampling = SamplingOptions(
-            max_tokens=min(requested, room) if requested else room,
-            temperature=default_temperature if body.temperature is None else body.temperature,
-            top_p=1.0 if body.top_p is None else body.top_p,
-            seed=body.seed,
-            stop=stop,
-            ignore_eos=bool(body.ignore_eos),
-        )
-    except ValueError as exc:
-        raise APIError(400, str(exc), code="invalid_value") from None
+    sampling = chat_sampling(
+        body,
+        max_tokens=min(requested, room) if requested else room,
+        default_temperature=default_temperature,
+        vocab_size=tok.vocab_size,
+    )
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     calls_format = tok.tool_format if parse_calls else None
@@ -187,34 +180,6 @@ def _role_tier(m: ChatMessage) -> Tier:
     if m.role == "assistant" and not m.tool_calls:
         return Tier.RESPONSE
     return Tier.DEFAULT
-
-
-# Parameters this server does not implement, with the values that change nothing.
-_NO_OP: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("n", (None, 1)),
-    ("logprobs", (None, False)),
-    ("top_logprobs", (None, 0)),
-    ("presence_penalty", (None, 0)),
-    ("frequency_penalty", (None, 0)),
-    ("repetition_penalty", (None, 1)),
-    ("logit_bias", (None, {})),
-    ("top_k", (None, 0, -1)),
-    ("min_p", (None, 0)),
-    ("stop_token_ids", (None, [])),
-)
-
-
-def _refuse_unsupported(body: ChatCompletionRequest) -> None:
-    """A 400 naming the first parameter set to a value this server would otherwise drop."""
-    for name, no_op in _NO_OP:
-        value = getattr(body, name)
-        if value is not None and value not in no_op:
-            raise APIError(
-                400,
-                f"{name}: not supported by this server (got {value!r}); leave it unset",
-                param=name,
-                code="unsupported_value",
-            )
 
 
 def _text(i: int, m: MessageIn) -> str:
