@@ -84,3 +84,25 @@ async def test_logprobs_logit_bias_and_stop_token_ids_reach_vllm(
     assert stopped.choices[0].finish_reason == "stop"
     assert stopped.usage is not None and stopped.usage.completion_tokens == 1
     assert stopped.choices[0].message.content in ("", None)
+
+
+@pytest.mark.parametrize("narrowing", [{"top_k": 1}, {"min_p": 1.0}])
+async def test_top_k_and_min_p_narrow_sampling_to_the_best_token(
+    client: openai.AsyncOpenAI, narrowing: dict[str, float]
+) -> None:
+    """At a high temperature only the best token survives top_k=1 or min_p=1: the greedy
+    answer, whatever the seed."""
+    model = (await client.models.list()).data[0].id
+    greedy = await client.chat.completions.create(
+        model=model, messages=SAY, max_tokens=6, temperature=0
+    )
+    for seed in (1, 2):
+        hot = await client.chat.completions.create(
+            model=model,
+            messages=SAY,
+            max_tokens=6,
+            temperature=1.8,
+            seed=seed,
+            extra_body=narrowing,
+        )
+        assert hot.choices[0].message.content == greedy.choices[0].message.content
