@@ -6,6 +6,10 @@ temperature 0) answers the same questions through vLLM's own OpenAI server and t
 ``agentrt serve`` on the same model and engine settings, at each concurrency. Per server:
 median and p90 FTR and E2E, and per response output tokens, calls and repeated calls
 (responses that call tools apart from final answers), prompt and cached tokens per run.
+
+The ``agentrt-responses`` row (``_frameworks_responses``) runs the same agent on the SDK's
+default Responses model with the calculator as a server-side tool of ``agentrt serve``;
+there one response carries the whole tool loop, so its "tool response" is the only one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from typing import Any
 from agentrt.tools import ToolFailure
 from agentrt.tools._calculator import evaluate, format_number
 
+from ._calc_mcp import TOOL_S
+from ._frameworks_responses import (
+    RESPONSES_SERVER,
+    is_tool_done,
+    responses_agent,
+    responses_serve_flags,
+)
 from ._output import markdown_table, out_dir, write_json
 from ._servers import (
     SERVED_NAME,
@@ -43,7 +54,8 @@ QUESTIONS = (
     "What is 99 - 42?",
     "What is 3.5 * 4?",
 )
-TOOL_S = 0.5
+INSTRUCTIONS = "Use the calculator tool for arithmetic, then answer in one sentence."
+SERVERS = ("vllm", "agentrt", RESPONSES_SERVER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +72,28 @@ class RunSample:
     repeats: int
 
 
+async def calculate(expression: str) -> str:
+    """Evaluate an arithmetic expression.
+
+    Args:
+        expression: the expression, e.g. "2 * (3 + 4)".
+    """
+    await asyncio.sleep(TOOL_S)
+    try:
+        return format_number(evaluate(expression))
+    except (ToolFailure, ValueError) as exc:
+        return f"error: {exc}"
+
+
 def _calculator() -> Any:
     from agents import function_tool
 
-    @function_tool
-    async def calculator(expression: str) -> str:
-        """Evaluate an arithmetic expression.
-
-        Args:
-            expression: the expression, e.g. "2 * (3 + 4)".
-        """
-        await asyncio.sleep(TOOL_S)
-        try:
-            return format_number(evaluate(expression))
-        except (ToolFailure, ValueError) as exc:
-            return f"error: {exc}"
-
-    return calculator
+    return function_tool(calculate, name_override="calculator")
 
 
-def _agent(base_url: str) -> Any:
+def _agent(base_url: str, server: str) -> Any:
+    if server == RESPONSES_SERVER:
+        return responses_agent(base_url, INSTRUCTIONS)
     from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
     from openai import AsyncOpenAI
 
@@ -89,7 +103,7 @@ def _agent(base_url: str) -> Any:
     model = OpenAIChatCompletionsModel(model=SERVED_NAME, openai_client=client)
     return Agent(
         name="calculator",
-        instructions="Use the calculator tool for arithmetic, then answer in one sentence.",
+        instructions=INSTRUCTIONS,
         tools=[_calculator()],
         model=model,
         model_settings=ModelSettings(
@@ -101,6 +115,7 @@ def _agent(base_url: str) -> Any:
 async def _one_run(agent: Any, question: str) -> RunSample:
     from agents import Runner
     from openai.types.responses import ResponseFunctionToolCall
+    from openai.types.responses.response_output_item import McpCall
 
     t0 = time.perf_counter()
     result = Runner.run_streamed(agent, question, max_turns=6)
@@ -112,6 +127,8 @@ async def _one_run(agent: Any, question: str) -> RunSample:
             "response.output_text.delta"
         ):
             text_t.append(now)
+        elif ev.type == "raw_response_event" and is_tool_done(ev.data):
+            tool_t = now  # a server-side call finished inside the response
         elif ev.type == "run_item_stream_event" and ev.name in ("tool_called", "tool_output"):
             tool_t = now
     e2e = time.perf_counter() - t0
@@ -122,7 +139,7 @@ async def _one_run(agent: Any, question: str) -> RunSample:
     per_resp: list[int] = []
     repeats = prompt = cached = 0
     for resp in result.raw_responses:
-        calls = [o for o in resp.output if isinstance(o, ResponseFunctionToolCall)]
+        calls = [o for o in resp.output if isinstance(o, ResponseFunctionToolCall | McpCall)]
         keys = [(c.name, _canonical(c.arguments)) for c in calls]
         repeats += len(keys) - len(set(keys))
         (call_out if calls else final_out).append(resp.usage.output_tokens)
@@ -142,8 +159,8 @@ def _canonical(arguments: str) -> str:
         return arguments
 
 
-async def _phase(base_url: str, concurrency: int, runs: int) -> list[RunSample]:
-    agent = _agent(base_url)
+async def _phase(base_url: str, server: str, concurrency: int, runs: int) -> list[RunSample]:
+    agent = _agent(base_url, server)
     await _one_run(agent, QUESTIONS[0])  # warm-up: first compile, prefix cache of the header
     gate = asyncio.Semaphore(concurrency)
 
@@ -185,7 +202,13 @@ def summarize(samples: list[RunSample]) -> dict[str, Any]:
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=8, help="agent runs per server and concurrency")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
-    p.add_argument("--servers", nargs="+", default=["vllm", "agentrt"], choices=["vllm", "agentrt"])
+    p.add_argument(
+        "--servers",
+        nargs="+",
+        default=list(SERVERS),
+        choices=SERVERS,
+        help=f"{RESPONSES_SERVER}: the SDK's default Responses model, server-side calculator",
+    )
     p.add_argument("--model", default=None, help="model folder (default: the default model)")
     p.add_argument("--kv-cache-mib", type=int, default=512)
     p.add_argument("--max-model-len", type=int, default=4096)
@@ -205,11 +228,13 @@ def main(args: argparse.Namespace) -> int:
         port = free_port()
         if server == "vllm":
             argv, env = vllm_argv(settings, port)
+        elif server == RESPONSES_SERVER:
+            argv, env = agentrt_argv(settings, port, [*extra, *responses_serve_flags()])
         else:
             argv, env = agentrt_argv(settings, port, extra)
         with launched(argv, env, port, log=folder / f"{server}.log") as url:
             for c in args.concurrency:
-                samples = asyncio.run(_phase(url, c, args.runs))
+                samples = asyncio.run(_phase(url, server, c, args.runs))
                 results[f"{server}@{c}"] = summarize(samples)
                 print(f"{server} concurrency {c}: {results[f'{server}@{c}']}", flush=True)
     rows = [
