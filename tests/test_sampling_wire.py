@@ -4,13 +4,23 @@ parameter types are built, no engine starts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentrt.engine import GenerateRequest, SamplingOptions, TokenLogprob
+from agentrt.engine import (
+    GenerateRequest,
+    HTTPEngine,
+    SamplingOptions,
+    TokenLogprob,
+    prepare_default_model,
+)
 from agentrt.engine._http_sampling import completion_logprobs, sampling_body
 from agentrt.engine._vllm_args import sampling_params, token_logprobs
 
@@ -143,3 +153,61 @@ def test_completion_logprobs_keep_the_best_first(top: int, dist: list[float], sa
     assert got is not None and got[0].logprob == dist[sampled]
     assert sorted(v for _, v in got[0].top) == sorted(dist[t] for t in best)
     assert [v for _, v in got[0].top] == sorted((v for _, v in got[0].top), reverse=True)
+
+
+def _plain_vllm(seen: list[dict[str, Any]]) -> Callable[[httpx.Request], httpx.Response]:
+    """A plain vLLM server as HTTPEngine sees it; completions stream two tokens with logprobs."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+        if path != "/v1/completions":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        seen.append(json.loads(request.content))
+        chunks = [
+            # As vLLM lists them (top 1): the sampled token, then the best unless it is it.
+            {"text": "a", "token_ids": [5], "lp": {"token_id:5": -0.1}},
+            {"text": "b", "token_ids": [8], "lp": {"token_id:8": -3.0, "token_id:1": -0.5}},
+        ]
+        events = [
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": c["text"],
+                        "token_ids": c["token_ids"],
+                        "logprobs": {
+                            "token_logprobs": [next(iter(c["lp"].values()))],  # type: ignore[attr-defined]
+                            "top_logprobs": [c["lp"]],
+                        },
+                        "finish_reason": "length" if i else None,
+                    }
+                ]
+            }
+            for i, c in enumerate(chunks)
+        ]
+        events.append({"choices": [], "usage": {"prompt_tokens": 2, "prompt_tokens_details": {}}})
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=body)
+
+    return handle
+
+
+@pytest.mark.anyio
+async def test_http_engine_sends_the_fields_and_reads_logprobs_back() -> None:
+    seen: list[dict[str, Any]] = []
+    engine = await HTTPEngine.connect(
+        "http://vllm:8000",
+        tokenizer=prepare_default_model(),
+        transport=httpx.MockTransport(_plain_vllm(seen)),
+    )
+    async with engine:
+        options = replace(FULL, logprobs=1)
+        deltas = [d async for d in engine.generate(GenerateRequest((1, 2), options))]
+    (body,) = seen
+    assert body["logit_bias"] == {"7": -100.0, "9": 2.5} and body["stop_token_ids"] == [3, 4]
+    assert (body["top_k"], body["min_p"], body["logprobs"]) == (20, 0.05, 1)
+    assert body["return_tokens_as_token_ids"] is True
+    got = [lp for d in deltas for lp in d.logprobs or ()]
+    assert got == [TokenLogprob(5, -0.1, ((5, -0.1),)), TokenLogprob(8, -3.0, ((1, -0.5),))]
