@@ -13,6 +13,7 @@ from agentrt.engine import TOOL_FORMAT_NAMES, ToolCallConstraint, ToolCallPart
 from agentrt.engine._constraints import tool_call_structural_tag
 from agentrt.engine._formats import tool_format
 from agentrt.engine._messages import pieces_text
+from agentrt.server._chat_output import ChoiceAssembler
 from tests.test_tool_formats import CALC, accepts
 
 ANSWER = {
@@ -82,3 +83,17 @@ def test_required_ignores_the_answer_schema() -> None:
         ToolCallConstraint((CALC,), required=True, format="hermes")
     )
     assert not accepts(forced, '{"answer": 4}')
+
+
+@pytest.mark.parametrize("fmt", TOOL_FORMAT_NAMES)
+def test_each_formats_parser_tells_the_answer_from_a_call(fmt: str) -> None:
+    """What the server's assembler makes of either branch: content, or one call."""
+    answer = ChoiceAssembler(tool_format(fmt))
+    answer.feed_text('{"answer": 4}')
+    answer.finish()
+    assert ("".join(answer.content), answer.calls) == ('{"answer": 4}', [])
+    called = ChoiceAssembler(tool_format(fmt))
+    called.feed_text(call_text(fmt, "2+2"))
+    called.finish()
+    assert [(c.name, json.loads(c.arguments)) for c in called.calls] == [("calc", {"expr": "2+2"})]
+    assert called.content == []
