@@ -37,8 +37,9 @@ async def test_tools_beside_a_schema_give_a_call_or_an_answer(
         messages=[{"role": "user", "content": question}],
         tools=[CALC],  # type: ignore[list-item]
         tool_choice="auto",
+        parallel_tool_calls=False,  # one call, closed well within max_tokens
         response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": ANSWER}},
-        max_tokens=64,
+        max_tokens=160,
         temperature=0,
     )
     choice = r.choices[0]
