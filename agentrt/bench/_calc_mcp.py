@@ -2,7 +2,7 @@
 
 It answers like the bench's client-side calculator and takes as long (``TOOL_S``), so the
 Responses rows (the tool runs inside ``agentrt serve``) and the chat-completions rows (the
-client runs it) compare the same work. Started by ``agentrt serve --mcp calculator=...``.
+client runs it) compare the same work. Started by ``agentrt serve --mcp bench_calculator=...``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The same agent as the chat-completions rows (same instructions, questions, temperature 0,
 ``tool_choice="required"``, a calculator that takes ``TOOL_S``), but on the SDK's default
 model class (``OpenAIResponsesModel``) with the calculator as a hosted MCP tool that
-``agentrt serve`` runs itself (``--mcp calculator=python -m agentrt.bench._calc_mcp``). The
+``agentrt serve`` runs itself (``--mcp bench_calculator=python -m agentrt.bench._calc_mcp``). The
 whole tool loop is one response: the server dispatches the call while decoding, prefills
 the continuation while the tool runs, and streams the final answer.
 """
@@ -19,7 +19,9 @@ from ._servers import SERVED_NAME
 RESPONSES_SERVER = "agentrt-responses"
 """The ``--servers`` name of this row."""
 
-LABEL = "calculator"
+LABEL = "bench_calculator"
+"""The MCP server's label (its one tool is ``calculator``, as the client-side one; the label
+differs from the default built-in ``calculator`` group, which stays configured)."""
 
 
 def responses_serve_flags() -> list[str]:
