@@ -167,13 +167,14 @@ class Conversation:
         self._messages.append(msg)
         self._log.append(self.tokenizer.render_message(msg), "tool", Tier.TOOL_OUTPUT)
 
-    def split_a(self, pending_ttl_s: float) -> Prompt:
+    def split_a(self, pending_ttl_s: float, tail: Sequence[int] = ()) -> Prompt:
         """Everything before the first tool result, to prefill while the tools run.
 
-        Its hints mark it SPLIT_PENDING for ``pending_ttl_s``, then its own tiers.
+        ``tail``: tokens known to follow the log whatever the results say (the opening of
+        the first result's turn). Built by :func:`pending_split`, as the REST server's.
         """
         prompt, matched = self._prompt(generation_prompt=False)
-        return Prompt(prompt, self._hints(matched, pending_ttl_s))
+        return pending_split(Prompt(prompt, self._hints(matched)), tail, pending_ttl_s)
 
     def _prompt(self, *, generation_prompt: bool) -> tuple[tuple[int, ...], int]:
         """The prompt, and how many of its first tokens are the log's."""
@@ -187,15 +188,36 @@ class Conversation:
         )
         return rendered, _common_prefix(logged, rendered)
 
-    def _hints(self, n: int, pending_ttl_s: float | None = None) -> tuple[CacheHint, ...]:
+    def _hints(self, n: int) -> tuple[CacheHint, ...]:
         """The log's hints over its first ``n`` tokens."""
         if not self.cache_hints:
             return ()
         return tuple(
             CacheHint(h.start, min(h.end, n), h.tier, h.ttl_s, h.base)
-            for h in self._log.hints(pending_ttl_s=pending_ttl_s)
+            for h in self._log.hints()
             if h.start < n
         )
+
+
+def pending_split(prompt: Prompt, tail: Sequence[int], ttl_s: float) -> Prompt:
+    """Split A: ``prompt`` (what the engine saw, with its hints by tier) then ``tail``
+    (what follows it whatever the tool results say), to prefill while the tools run.
+
+    The one builder of split A, for the agent loop and the REST endpoints alike. Every
+    range is SPLIT_PENDING for ``ttl_s`` and then falls back to its own tier; the tail is
+    DEFAULT. A prompt without hints (hints off) gives a split A without hints.
+    """
+    tokens = (*prompt.tokens, *tail)
+    if not prompt.hints:
+        return Prompt(tokens, ())
+    ranges = [
+        (h.start, h.end, h.base if h.tier is Tier.SPLIT_PENDING else h.tier) for h in prompt.hints
+    ]
+    if tail:
+        ranges.append((len(prompt.tokens), len(tokens), Tier.DEFAULT))
+    return Prompt(
+        tokens, tuple(CacheHint(a, b, Tier.SPLIT_PENDING, ttl_s, base=t) for a, b, t in ranges)
+    )
 
 
 _SEGMENT_OF: dict[str, tuple[SegmentRole, Tier]] = {

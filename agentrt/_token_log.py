@@ -68,23 +68,16 @@ class TokenLog:
     def __len__(self) -> int:
         return len(self._tokens)
 
-    def hints(self, *, pending_ttl_s: float | None = None) -> tuple[CacheHint, ...]:
-        """Cache hints for the whole log, adjacent segments of one tier merged.
-
-        With ``pending_ttl_s``, every range is marked SPLIT_PENDING for that long and
-        falls back to its own tier afterwards (used while the run's tools execute).
-        """
+    def hints(self) -> tuple[CacheHint, ...]:
+        """Cache hints for the whole log, adjacent segments of one tier merged (split A's
+        SPLIT_PENDING marking is ``agentrt._conversation.pending_split``'s)."""
         merged: list[tuple[int, int, Tier]] = []
         for s in self._segments:
             if merged and merged[-1][2] == s.tier and merged[-1][1] == s.start:
                 merged[-1] = (merged[-1][0], s.end, s.tier)
             else:
                 merged.append((s.start, s.end, s.tier))
-        if pending_ttl_s is None:
-            return tuple(CacheHint(a, b, t) for a, b, t in merged)
-        return tuple(
-            CacheHint(a, b, Tier.SPLIT_PENDING, pending_ttl_s, base=t) for a, b, t in merged
-        )
+        return tuple(CacheHint(a, b, t) for a, b, t in merged)
 
     def checkpoint(self) -> int:
         """A mark to roll back to (the number of segments so far)."""

@@ -254,7 +254,10 @@ class TurnRunner:
                 if calls and not self.sw.stream_tools:
                     for call in calls:
                         start_tool(call)
-                if calls and self.sw.split_prefill:
+                # Calls only the caller runs pause the turn at once: nothing to hide a
+                # prefill behind here (the caller prefills split A for its continuation).
+                runs_here = any(c.name not in self.client_tools for c in calls)
+                if calls and self.sw.split_prefill and runs_here:
                     background.start_soon(self._traced_split_prefill, i, calls, split, out, prompt)
                 if not calls and may_call:
                     # Only now is it certain that this response, which could have called

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 
-from agentrt._conversation import Conversation
+from agentrt._conversation import Conversation, Prompt, pending_split
 from agentrt._executor import ToolCallId
-from agentrt.engine import ByteCodec, ChatMessage, ChatTokenizer, Tier, ToolCallPart, ToolSchema
+from agentrt.engine import (
+    ByteCodec,
+    CacheHint,
+    ChatMessage,
+    ChatTokenizer,
+    Tier,
+    ToolCallPart,
+    ToolSchema,
+)
 
 TOK = ChatTokenizer(ByteCodec())
 SEARCH = ToolSchema(
@@ -96,6 +104,24 @@ def test_split_a_is_everything_before_the_first_tool_result_marked_pending() -> 
     assert split.tokens == conv.log.tokens
     assert {(h.tier, h.ttl_s) for h in split.hints} == {(Tier.SPLIT_PENDING, 2.0)}
     assert [h.base for h in split.hints] == [Tier.SYSTEM, Tier.USER_QUERY, Tier.DEFAULT]
+
+
+def test_split_a_with_a_tail_is_the_one_builder_of_the_rest_endpoints() -> None:
+    conv = conversation()
+    conv.open_turn("Find x.")
+    conv.open_response(0)
+    conv.close_response(call_tokens('{"q": "x"}'), "", [], final=False)
+    tail = tuple(TOK.encode("<|im_start|>user\n"))
+    split = conv.split_a(pending_ttl_s=3.0, tail=tail)
+    logged = conv.log.tokens
+    assert split.tokens == logged + tail
+    assert split.hints[-1] == CacheHint(
+        len(logged), len(logged) + len(tail), Tier.SPLIT_PENDING, 3.0, Tier.DEFAULT
+    )
+    same = pending_split(Prompt(logged, conv.log.hints()), tail, 3.0)
+    assert same == split
+    # Hints off: the tail gets none either.
+    assert pending_split(Prompt(logged, ()), tail, 3.0).hints == ()
 
 
 def test_without_cache_hints_prompts_carry_none() -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from agentrt.engine import (
     CacheHint,
+    EngineLoad,
     EngineProxy,
-    EngineStats,
     GenerateRequest,
     PrefillRequest,
     PrefillStats,
@@ -338,9 +338,9 @@ class Busy(Recorder):
         super().__init__(inner)
         self.asked = anyio.Event()
 
-    async def stats(self) -> EngineStats:
+    async def load(self) -> EngineLoad:
         self.asked.set()
-        return dataclasses.replace(await self.inner.stats(), num_waiting=1)
+        return dataclasses.replace(await self.inner.load(), waiting=1)
 
 
 async def test_no_split_prefill_while_requests_wait() -> None:

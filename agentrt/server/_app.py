@@ -26,11 +26,13 @@ from ._config import ServerConfig, ServerState, default_model_name, state_of
 from ._errors import APIError, install_error_handlers
 from ._gate import Gate, Limiter
 from ._health import EngineWatch
+from ._idle import IdleSweeper, MonotonicClock, ServerClock, sweep_period
 from ._metrics import CONTENT_TYPE, Metrics
 from ._registry import AgentRegistry
 from ._responses_tools import started_tools
 from ._responses_turn import ResponseStore
 from ._runs import RunStore, SessionStore
+from ._split_prefill import SplitPrefills
 
 _STATS_TIMEOUT_S = 2.0
 
@@ -41,6 +43,7 @@ def create_app(
     agents: Iterable[Agent] | None = None,
     config: ServerConfig | None = None,
     hosted_tools: Mapping[str, Sequence[Tool]] | None = None,
+    clock: ServerClock | None = None,
 ) -> FastAPI:
     """The REST server as an ASGI app.
 
@@ -53,6 +56,8 @@ def create_app(
         config: limits, keys, store sizes and the server-side tools of ``/v1/responses``.
         hosted_tools: more server-side tool groups, by label (in-process tools of an
             application embedding the server), besides ``config``'s built-ins and MCP.
+        clock: the time idle sessions and stored responses expire on, and that the idle
+            sweeper waits on (None: real time; tests pass one they advance).
 
     Returns:
         A FastAPI app; run it with uvicorn (``loop="asyncio"``, lifespan on).
@@ -61,12 +66,26 @@ def create_app(
     agent_list = list(agents) if agents is not None else [calculator_agent()]
     limiter = Limiter(cfg.max_concurrency)
     metrics = Metrics(lambda: limiter.active)
+    server_clock = clock or MonotonicClock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = await resolve_engine(engine)
         try:
             async with started_tools(cfg.hosted_tools, cfg.mcp_servers, hosted_tools) as hosted:
+                splits = SplitPrefills(server_clock.now)
+                codesign = chat_codesign(
+                    session_reuse=cfg.session_reuse,
+                    chat_sessions=cfg.chat_sessions,
+                    split_prefill=cfg.chat_split_prefill,
+                    max_turns=cfg.max_remembered_turns,
+                    turn_ttl_s=cfg.remembered_turn_ttl_s,
+                    max_sessions=cfg.max_chat_sessions,
+                    session_idle_s=cfg.chat_session_idle_s,
+                    splits=splits,
+                    clock=server_clock.now,
+                )
+                responses = ResponseStore(cfg.max_responses, cfg.response_ttl_s, server_clock.now)
                 st = ServerState(
                     engine=resolved,
                     config=cfg,
@@ -79,23 +98,26 @@ def create_app(
                     prep=anyio.CapacityLimiter(cfg.prep_threads),
                     watch=EngineWatch(resolved),
                     hosted=hosted,
-                    responses=ResponseStore(cfg.max_responses, cfg.response_ttl_s),
-                    codesign=chat_codesign(
-                        session_reuse=cfg.session_reuse,
-                        chat_sessions=cfg.chat_sessions,
-                        split_prefill=cfg.chat_split_prefill,
-                        max_turns=cfg.max_remembered_turns,
-                        turn_ttl_s=cfg.remembered_turn_ttl_s,
-                        max_sessions=cfg.max_chat_sessions,
-                        session_idle_s=cfg.chat_session_idle_s,
+                    responses=responses,
+                    codesign=codesign,
+                    clock=server_clock,
+                    splits=splits,
+                    sweeper=IdleSweeper(
+                        resolved,
+                        server_clock,
+                        sweep_period(cfg.chat_session_idle_s, cfg.response_ttl_s),
+                        [codesign.expired, responses.take_dropped],
+                        splits,
                     ),
                 )
+                st.sweeper.start()
                 app.state.server = st
                 try:
                     yield
                 finally:
                     await st.watch.aclose()
-                    await st.codesign.aclose()
+                    await st.sweeper.aclose()
+                    await st.splits.aclose()
                     await _agents.cancel_all(st)
         finally:
             if not isinstance(engine, Engine):

@@ -192,7 +192,7 @@ async def _complete(
         ],
         usage=usage(stats.prompt_tokens, stats.output_tokens, stats.cached_tokens),
     )
-    await _finished(st, plan, chunks.id, ids, asm, finish, header)
+    await _finished(st, plan, chunks.id, ids, asm, finish, header, stats)
     return json_response(out)
 
 
@@ -229,7 +229,7 @@ async def _stream(
         yield chunks.piece(piece)
     stats = _observe(st, asm, stats, plan)
     finish = asm.finish_reason(stats.finish_reason)
-    await _finished(st, plan, chunks.id, ids, asm, finish, header)
+    await _finished(st, plan, chunks.id, ids, asm, finish, header, stats)
     yield chunks.delta({}, finish)
     if plan.include_usage:
         yield chunks.usage(stats)
@@ -244,6 +244,7 @@ async def _finished(
     asm: ChoiceAssembler,
     finish: str,
     header: str | None,
+    stats: RequestStats,
 ) -> None:
     """Hand the completion to the co-design (remember its tokens, release or prefill).
 
@@ -255,6 +256,7 @@ async def _finished(
         "".join(asm.content),
         [(c.id, c.name, c.arguments) for c in asm.calls],
         finish,
+        stats,
     )
     tok = st.engine.tokenizer.with_tool_format(st.config.tool_format)
     await st.codesign.finished(st.engine, tok, plan, out, header)

@@ -171,6 +171,11 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         help="no split prefill after a tool_calls completion",
     )
     co.add_argument(
+        "--no-responses-split-prefill",
+        action="store_true",
+        help="no split prefill after a stored /v1/responses response ending in function calls",
+    )
+    co.add_argument(
         "--chat-session-idle",
         type=float,
         default=300.0,
@@ -235,6 +240,7 @@ def build(args: argparse.Namespace) -> tuple[list[Agent], ServerConfig]:
         session_reuse=not args.no_session_reuse,
         chat_sessions=not args.no_chat_sessions,
         chat_split_prefill=not args.no_chat_split_prefill,
+        responses_split_prefill=not args.no_responses_split_prefill,
         chat_session_idle_s=args.chat_session_idle,
         hosted_tools=hosted,
         mcp_servers=mcp,

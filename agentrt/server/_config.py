@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from ._chat_session import ChatCodesign
     from ._gate import Limiter
     from ._health import EngineWatch
+    from ._idle import IdleSweeper, ServerClock
     from ._metrics import Metrics
     from ._registry import AgentRegistry
     from ._responses_tools import HostedTools, McpServerSpec
     from ._responses_turn import ResponseStore
     from ._runs import RunStore, SessionStore
+    from ._split_prefill import SplitPrefills
 
 T = TypeVar("T")
 
@@ -64,7 +66,9 @@ class ServerConfig:
         max_remembered_turns, remembered_turn_ttl_s: chat completions remembered (LRU,
             and idle TTL).
         max_chat_sessions, chat_session_idle_s: live chat sessions (LRU, and idle TTL
-            after which the session is released).
+            after which the server's idle sweeper releases the session).
+        responses_split_prefill: after a stored ``/v1/responses`` response ending in
+            function calls, prefill split A of its continuation while the client runs them.
         cut_repeated_calls: a chat completion ends at the first call that repeats an
             earlier call of the same response; the repeat is dropped and decoding stops.
         parallel_unset: what a request that leaves ``parallel_tool_calls`` unset gets
@@ -103,6 +107,7 @@ class ServerConfig:
     mcp_servers: tuple[McpServerSpec, ...] = ()
     max_responses: int = 1024
     response_ttl_s: float = 3600.0
+    responses_split_prefill: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -154,6 +159,9 @@ class ServerState:
     codesign: ChatCodesign
     hosted: HostedTools
     responses: ResponseStore
+    clock: ServerClock
+    splits: SplitPrefills
+    sweeper: IdleSweeper
 
     async def off_loop(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a preparation thread: validating, rendering and tokenizing a request

@@ -34,6 +34,12 @@ from ._limits import SchemaBudget
 from ._responses_items import Json, OutputBuilder, new_id
 from ._responses_models import ResponsesRequest
 from ._responses_plan import ResponsesPlan, plan_responses
+from ._responses_split import (
+    continuation_split,
+    latency_after,
+    release_dropped,
+    release_session,
+)
 from ._responses_turn import Stored, Turn, TurnSettings, now_s, prepare_turn, response_body
 from ._sse import ClientGone, SSEResponse, data_frame, unless_disconnected
 
@@ -54,9 +60,11 @@ async def create_response(request: Request) -> Response:
         if previous is None:
             raise _not_found(plan.body.previous_response_id, "previous_response_id")
         session = previous.session
+        st.splits.cancel(session)  # the client is back: this request prefills the rest
+    latency = latency_after(previous, st.clock.now())
     tok = st.engine.tokenizer.with_tool_format(st.config.tool_format)
     turn = await st.off_loop(functools.partial(prepare_turn, plan, previous, tok, session))
-    run = _Run(st, turn, key)
+    run = _Run(st, turn, key, latency)
     if plan.body.stream:
         return SSEResponse(run.stream())
     try:
@@ -78,9 +86,11 @@ async def get_response(response_id: str, request: Request) -> Response:
 
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(response_id: str, request: Request) -> Response:
-    stored = state_of(request).responses.pop(_tenant(api_key_of(request)), response_id)
+    st = state_of(request)
+    stored = st.responses.pop(_tenant(api_key_of(request)), response_id)
     if stored is None:
         raise _not_found(response_id, None)
+    await release_dropped(st.responses, st.splits, st.engine)  # its session, if the last
     return _json({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
@@ -104,8 +114,11 @@ def _plan(st: ServerState, raw: bytes) -> ResponsesPlan:
 class _Run:
     """One request's turn, followed by an ``OutputBuilder``; stores the result."""
 
-    def __init__(self, st: ServerState, turn: Turn, key: ApiKey | None) -> None:
+    def __init__(
+        self, st: ServerState, turn: Turn, key: ApiKey | None, latency: float | None
+    ) -> None:
         self.st, self.turn, self.key = st, turn, key
+        self.tool_latency_s = latency
         self.id = new_id("resp")
         self.created = now_s()
         plan = turn.plan
@@ -131,7 +144,13 @@ class _Run:
 
     def body(self, result: RunResult | None = None) -> Json:
         return response_body(
-            self.id, self.created, self.st.model_name, self.turn.plan, self.out.items, result
+            self.id,
+            self.created,
+            self.st.model_name,
+            self.turn.plan,
+            self.out.items,
+            result,
+            cut_call=self.out.cut_call,
         )
 
     async def events(self) -> AsyncGenerator[Json, None]:
@@ -146,7 +165,7 @@ class _Run:
                     self.st.metrics.observe_run("responses", ev.result.status)
                     self.st.metrics.observe_result("responses", ev.result)
                     body = self.body(ev.result)
-                    self._keep(body)
+                    await self._settle(body, ev.result)
                     kind = {"completed": "completed", "incomplete": "incomplete"}.get(
                         body["status"], "failed"
                     )
@@ -172,12 +191,30 @@ class _Run:
                     return body
         raise RuntimeError("the turn ended without a final event")
 
-    def _keep(self, body: Json) -> None:
-        plan = self.turn.plan
-        if plan.body.store is False or body["status"] == "failed":
+    async def _settle(self, body: Json, result: RunResult) -> None:
+        """Store the response; while it waits for the client's tools, prefill split A
+        of its continuation, or (not stored) release its session at once."""
+        st, turn = self.st, self.turn
+        stored = Stored(
+            body,
+            turn.conversation,
+            self.runner.waiting,
+            turn.session,
+            st.clock.now(),
+            self.tool_latency_s,
+        )
+        # Only a turn paused for the client keeps its session (the loop released others).
+        paused = result.status == "tool_calls"
+        if turn.plan.body.store is False or body["status"] == "failed":
+            if paused:
+                await release_session(turn.session, st.splits, st.engine)
             return
-        stored = Stored(body, self.turn.conversation, self.runner.waiting, self.turn.session)
-        self.st.responses.put(_tenant(self.key), stored)
+        st.responses.put(_tenant(self.key), stored)
+        await release_dropped(st.responses, st.splits, st.engine)  # LRU evictions
+        last = result.iterations[-1] if result.iterations else None
+        job = continuation_split(stored, last, self.key.cache_salt if self.key else None)
+        if paused and job is not None and st.config.responses_split_prefill:
+            st.splits.start(st.engine, job)
 
 
 def data_frame_named(ev: Json) -> bytes:

@@ -23,7 +23,14 @@ from typing import Any
 
 import orjson
 
-from agentrt._events import IterationFinished, RunEvent, TokenEvent, ToolCallDetected, ToolFinished
+from agentrt._events import (
+    IterationFinished,
+    RunEvent,
+    TokenEvent,
+    ToolCallDetected,
+    ToolCallTruncated,
+    ToolFinished,
+)
 from agentrt._executor import ToolOk
 from agentrt.engine import ToolFormat
 
@@ -60,6 +67,9 @@ class OutputBuilder:
         self._message: int | None = None  # index of the open message item
         self._text: list[str] = []
         self._calls: dict[str, int] = {}
+        self.cut_call = False
+        """A response ended inside a call (``max_output_tokens``): the response is
+        incomplete, and that call's item too."""
 
     def event(self, kind: str, **fields: Any) -> Json:
         """A stream event with the next sequence number."""
@@ -77,6 +87,9 @@ class OutputBuilder:
             return [*self._close_message(), *self._call(ev)]
         if isinstance(ev, ToolFinished):
             return self._finished(ev)
+        if isinstance(ev, ToolCallTruncated):
+            self.cut_call = True
+            return [*self._close_message(), *self._cut(ev)]
         if isinstance(ev, IterationFinished):
             out = self._pieces(self._asm.finish()) if self._asm is not None else []
             self._asm = None
@@ -137,45 +150,65 @@ class OutputBuilder:
 
     def _call(self, ev: ToolCallDetected) -> list[Json]:
         args = orjson.dumps(ev.arguments).decode() if ev.arguments is not None else "{}"
-        index = len(self.items)
-        self._calls[ev.call_id] = index
+        self._calls[ev.call_id] = len(self.items)
         client = ev.name in self._client
-        item: Json
-        if client:
-            item = {
+        item = self._item(ev.name, args, "completed" if client else "in_progress", ev.call_id)
+        out = self._announce(item, done=client)
+        if not client:
+            at = {"item_id": item["id"], "output_index": len(self.items) - 1}
+            out.append(self.event("response.mcp_call.in_progress", **at))
+        return out
+
+    def _cut(self, ev: ToolCallTruncated) -> list[Json]:
+        """A call cut by the budget: an ``incomplete`` item with the arguments so far
+        (nothing when even its name was cut: the chat endpoint's rule too). Never run."""
+        if not ev.name:
+            return []
+        item = self._item(ev.name, ev.arguments_text, "incomplete", new_id("call"))
+        return self._announce(item, done=True, arguments_done=False)
+
+    def _item(self, name: str, args: str, status: str, call_id: str) -> Json:
+        if name in self._client:
+            return {
                 "id": new_id("fc"),
                 "type": "function_call",
-                "status": "completed",
-                "call_id": ev.call_id,
-                "name": ev.name,
+                "status": status,
+                "call_id": call_id,
+                "name": name,
                 "arguments": args,
             }
-            prefix = "response.function_call_arguments"
-        else:
-            item = {
-                "id": new_id("mcp"),
-                "type": "mcp_call",
-                "status": "in_progress",
-                "server_label": self._labels.get(ev.name, ""),
-                "name": ev.name,
-                "arguments": args,
-                "output": None,
-                "error": None,
-            }
-            prefix = "response.mcp_call_arguments"
+        return {
+            "id": new_id("mcp"),
+            "type": "mcp_call",
+            "status": status,
+            "server_label": self._labels.get(name, ""),
+            "name": name,
+            "arguments": args,
+            "output": None,
+            "error": None,
+        }
+
+    def _announce(self, item: Json, *, done: bool, arguments_done: bool = True) -> list[Json]:
+        """Append ``item``: added, its arguments (delta, done), and (``done``) finished."""
+        index = len(self.items)
         self.items.append(item)
+        prefix = (
+            "response.function_call_arguments"
+            if item["type"] == "function_call"
+            else "response.mcp_call_arguments"
+        )
         at = {"item_id": item["id"], "output_index": index}
+        args = item["arguments"]
         out = [
             self.event(
                 "response.output_item.added", output_index=index, item={**item, "arguments": ""}
             ),
             self.event(f"{prefix}.delta", **at, delta=args),
-            self.event(f"{prefix}.done", **at, arguments=args),
         ]
-        if client:
+        if arguments_done:
+            out.append(self.event(f"{prefix}.done", **at, arguments=args))
+        if done:
             out.append(self.event("response.output_item.done", output_index=index, item=item))
-        else:
-            out.append(self.event("response.mcp_call.in_progress", **at))
         return out
 
     def _finished(self, ev: ToolFinished) -> list[Json]:

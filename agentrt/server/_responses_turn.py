@@ -14,7 +14,9 @@ Stored responses belong to the API key that made them: another key gets a 404.
 
 from __future__ import annotations
 
+import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,28 +43,72 @@ class Stored:
     """A finished response kept for ``GET`` and ``previous_response_id``.
 
     ``conversation`` is never appended to again (a continuation works on a fork).
+    ``finished_t``: when it ended (server clock); ``tool_latency_s``: how long this
+    conversation's client tools took so far (learned from the gaps between a response
+    ending in function calls and its continuation; None: never seen).
     """
 
     body: Json
     conversation: Conversation
     waiting: tuple[WaitingCall, ...]
     session: SessionId
+    finished_t: float = 0.0
+    tool_latency_s: float | None = None
+
+    @property
+    def awaits_client(self) -> bool:
+        """It ended in function calls the client runs (it holds engine state until the
+        continuation comes, or the response leaves the store)."""
+        return any(w.result is None for w in self.waiting)
 
 
 class ResponseStore:
-    """Stored responses by (tenant, id): bounded, idle ones expire."""
+    """Stored responses by (tenant, id): bounded, idle ones expire.
 
-    def __init__(self, capacity: int, ttl_s: float) -> None:
-        self._lru: IdleLRU[tuple[str, str], Stored] = IdleLRU(capacity, ttl_s)
+    A conversation's engine session is shared by all its stored responses (each
+    continuation keeps its previous response's session); when the last of them leaves
+    the store (``pop``, LRU or TTL), the session is handed out by ``take_dropped`` for
+    the caller to release.
+    """
+
+    def __init__(
+        self, capacity: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._per_session: collections.Counter[SessionId] = collections.Counter()
+        self._dropped: list[SessionId] = []
+        self._lru: IdleLRU[tuple[str, str], Stored] = IdleLRU(
+            capacity, ttl_s, clock, on_evict=lambda _k, v: self._drop(v.session)
+        )
 
     def get(self, tenant: str, response_id: str) -> Stored | None:
         return self._lru.get((tenant, response_id))
 
     def put(self, tenant: str, stored: Stored) -> None:
-        self._lru.put((tenant, str(stored.body["id"])), stored)
+        key = (tenant, str(stored.body["id"]))
+        old = self._lru.pop(key)
+        if old is not None:
+            self._drop(old.session)
+        self._per_session[stored.session] += 1
+        self._lru.put(key, stored)
 
     def pop(self, tenant: str, response_id: str) -> Stored | None:
-        return self._lru.pop((tenant, response_id))
+        stored = self._lru.pop((tenant, response_id))
+        if stored is not None:
+            self._drop(stored.session)
+        return stored
+
+    def take_dropped(self) -> list[SessionId]:
+        """Sessions none of whose responses is stored any more (expired ones included),
+        each handed out once."""
+        self._lru.evict()
+        out, self._dropped = self._dropped, []
+        return out
+
+    def _drop(self, session: SessionId) -> None:
+        self._per_session[session] -= 1
+        if self._per_session[session] <= 0:
+            del self._per_session[session]
+            self._dropped.append(session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +222,16 @@ def response_body(
     plan: ResponsesPlan,
     items: list[Json],
     result: RunResult | None,
+    *,
+    cut_call: bool = False,
 ) -> Json:
-    """The ``response`` object (``result`` None: still in progress)."""
+    """The ``response`` object (``result`` None: still in progress; ``cut_call``: the
+    last response ended inside a function call, cut by ``max_output_tokens``)."""
     body = plan.body
     status, incomplete, error = "in_progress", None, None
     usage = None
     if result is not None:
-        status, incomplete, error = _status(result)
+        status, incomplete, error = _status(result, cut_call)
         its = result.iterations
         usage = usage_of(
             sum(i.prompt_tokens for i in its),
@@ -219,8 +268,12 @@ def response_body(
     }
 
 
-def _status(result: RunResult) -> tuple[str, Json | None, Json | None]:
+def _status(result: RunResult, cut_call: bool) -> tuple[str, Json | None, Json | None]:
     last = result.iterations[-1] if result.iterations else None
+    if cut_call and last is not None and last.finish_reason == "length":
+        # As OpenAI: a call cut by the budget makes the response incomplete, not an error
+        # (the loop ends its run with an error so that the cut call never runs).
+        return "incomplete", {"reason": "max_output_tokens"}, None
     if result.status == "error":
         return "failed", None, {"code": "context_length_exceeded", "message": result.error or ""}
     if last is not None and last.finish_reason in ("abort", "error"):

@@ -10,8 +10,9 @@ latency learned from the gap between a ``tool_calls`` completion and the session
 request (the lifetime of the split prefill issued meanwhile).
 
 A session is released when it ends with a final answer or sits idle past ``idle_s``
-(bounded store; eviction is noticed on each arrival, and the evicted ids are handed
-out by ``take_expired`` for the caller to release). Used on the event loop only.
+(bounded store; the evicted ids are handed out by ``take_expired``, which the server's
+idle sweeper (``_idle``) calls periodically and each arrival calls too, for the caller to
+release). Used on the event loop only.
 """
 
 from __future__ import annotations
@@ -49,10 +50,29 @@ class ChatSession:
     tool_latency_s: float | None = None
     released: bool = False
 
+    def expected_tool_s(self) -> float:
+        """How long the client's tools are expected to take (learned, else a default)."""
+        return expected_tool_s(self.tool_latency_s)
+
     def split_ttl(self) -> float:
-        """How long split A should stay pinned: twice the learned tool latency."""
-        expected = _DEFAULT_TOOL_S if self.tool_latency_s is None else self.tool_latency_s
-        return max(_SPLIT_TTL_FLOOR_S, 2.0 * expected)
+        """How long split A should stay pinned: twice the tools' expected time."""
+        return split_ttl(self.expected_tool_s())
+
+
+def expected_tool_s(learned: float | None) -> float:
+    """The tools' expected time: the learned latency, else a default."""
+    return _DEFAULT_TOOL_S if learned is None else learned
+
+
+def split_ttl(expected_s: float) -> float:
+    """How long split A should stay pinned: twice the tools' expected time."""
+    return max(_SPLIT_TTL_FLOOR_S, 2.0 * expected_s)
+
+
+def learn_latency(old: float | None, gap_s: float) -> float:
+    """The tool latency after seeing one more gap between a call and its results (a
+    moving average weighting the newest gap by ``_LATENCY_WEIGHT``)."""
+    return gap_s if old is None else (1 - _LATENCY_WEIGHT) * old + _LATENCY_WEIGHT * gap_s
 
 
 def client_key(prompt_cache_key: str | None, user: str | None, header: str | None) -> str | None:
@@ -102,9 +122,7 @@ class ChatSessions:
         if current is None:
             current = ChatSession(sid, next(_priorities))
         elif current.tools_started is not None:
-            gap = now - current.tools_started
-            old = current.tool_latency_s
-            learned = gap if old is None else (1 - _LATENCY_WEIGHT) * old + _LATENCY_WEIGHT * gap
+            learned = learn_latency(current.tool_latency_s, now - current.tools_started)
             current = replace(current, tools_started=None, tool_latency_s=learned)
         current = replace(current, released=False)
         self._live.put((scope, name), current)
