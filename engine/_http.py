@@ -21,6 +21,7 @@ import orjson
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
+from ._http_sampling import completion_logprobs, sampling_body
 from ._prom import parse_prometheus
 from ._protocol import EngineError
 from ._replicas import RouterLink, server_stats, session_headers, sum_stats
@@ -131,6 +132,9 @@ class HTTPEngine(EngineBase):
             body["stop"] = list(s.stop)
         if s.ignore_eos or request.forced_output is not None:
             body["ignore_eos"] = True
+        body.update(sampling_body(s))
+        if request.forced_output is not None:
+            body.pop("stop_token_ids", None)  # the forced tokens must all come out
         if request.cache_salt is not None:
             body["cache_salt"] = request.cache_salt
         if request.session:
@@ -156,6 +160,7 @@ class HTTPEngine(EngineBase):
         error: str | None = None
         pending: TokenDelta | None = None
         done = False
+        top = request.sampling.logprobs
         async with _completions_stream(
             self._client, self._body(request, rid), session_headers(request.session)
         ) as resp:
@@ -189,7 +194,8 @@ class HTTPEngine(EngineBase):
                     # Hold one delta back: the last one must carry the stats (usage comes after).
                     if pending is not None:
                         yield pending
-                    pending = TokenDelta(ids, choice.get("text") or "", t)
+                    lps = completion_logprobs(choice.get("logprobs"), ids, top)
+                    pending = TokenDelta(ids, choice.get("text") or "", t, logprobs=lps)
         if not done:
             # vLLM always ends a stream with [DONE]; a stream cut short means the server
             # (or, behind a router, the replica serving the request) went away mid-answer.
@@ -202,7 +208,7 @@ class HTTPEngine(EngineBase):
             rid, len(request.prompt), cached, n_out, finish, arrival, first, t, error=error
         )
         last = pending or TokenDelta((), "", t)
-        yield TokenDelta(last.token_ids, last.text, last.t, stats)
+        yield TokenDelta(last.token_ids, last.text, last.t, stats, last.logprobs)
 
     async def release(self, session: SessionId) -> None:
         """Release the run's KV. Behind a router, at once, on the replica that holds the

@@ -32,6 +32,7 @@ from ._types import (
     RequestStats,
     SessionId,
     TokenDelta,
+    TokenLogprob,
 )
 
 _RECENT_STEPS = 2
@@ -112,6 +113,11 @@ class ScriptedEngine(EngineBase):
         use_tiers: evict by cache-hint tiers (False: plain LRU, the baseline).
         record_requests: keep every request in ``requests`` (turn off for long runs).
 
+    Sampling: a reply is what the model samples, so the settings that shape a
+    distribution (temperature, top_p, top_k, min_p, penalties, logit_bias, seed) leave it
+    as scripted; they stay in ``requests`` for assertions. Stop strings and
+    ``stop_token_ids`` cut it as in vLLM; ``logprobs`` are reported as certainty (0.0).
+
     Scheduling differs from vLLM in one way: a request is admitted only when the blocks
     for its whole output are free too (counting what running requests will still
     take), so nothing is ever preempted. Block allocation, prefix hits, eviction and
@@ -158,7 +164,7 @@ class ScriptedEngine(EngineBase):
             out = list(req.forced_output[:limit])
         else:
             ctx = ScriptContext(req, self._tokenizer.decode(req.prompt), next(self._calls))
-            out = self._script_reply(req, ctx)
+            out = _cut_at_stop_token(self._script_reply(req, ctx), req.sampling.stop_token_ids)
         finished = "length" if len(out) > limit else "stop"
         finish, error = self._finish_reason(req, finished, min(len(out), limit))
         return out[:limit], finish, error
@@ -354,7 +360,10 @@ class ScriptedEngine(EngineBase):
         # Like vLLM, streamed text leaves out the chat markers (the token ids keep them).
         # Decode only the tokens not yet shown; hold them while they end mid-character.
         markers = (self._tokenizer.im_end_id, self._tokenizer.im_start_id)
-        pending = [t for t in r.output[r.decoded_upto : r.emitted] if t not in markers]
+        shown = r.emitted
+        if shown == len(r.output) and tid in r.req.sampling.stop_token_ids:
+            shown -= 1  # a stop token ends the output but is no text (vLLM's detokenizer)
+        pending = [t for t in r.output[r.decoded_upto : shown] if t not in markers]
         text = self._tokenizer.decode(pending) if pending else ""
         if text.endswith("\ufffd"):
             text = ""
@@ -363,7 +372,11 @@ class ScriptedEngine(EngineBase):
         stats = None
         if r.emitted == len(r.output):
             stats = self._finish(r, t)
-        r.queue.put_nowait(TokenDelta((tid,), text, t, stats))
+        top = r.req.sampling.logprobs
+        # The scripted model is certain of its every token: log-probability 0, and no
+        # alternative with any probability.
+        lps = None if top is None else (TokenLogprob(tid, 0.0, ((tid, 0.0),)[:top]),)
+        r.queue.put_nowait(TokenDelta((tid,), text, t, stats, lps))
 
     def _finish(self, r: _Req, t: float) -> RequestStats:
         self.cache.free(r.seq, r.req.hints, r.req.session)
@@ -406,3 +419,11 @@ class ScriptedEngine(EngineBase):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+
+
+def _cut_at_stop_token(out: list[int], stops: Sequence[int]) -> list[int]:
+    """The reply up to and including its first stop token (vLLM keeps it, as an EOS)."""
+    for i, tid in enumerate(out):
+        if tid in stops:
+            return out[: i + 1]
+    return out

@@ -74,7 +74,13 @@ class CacheHint:
 
 @dataclass(frozen=True, slots=True)
 class SamplingOptions:
-    """Decoding settings. Validated here so bad values never reach the engine.
+    """Decoding settings, as vLLM's ``SamplingParams`` means them. Validated here so bad
+    values never reach the engine; every default changes nothing.
+
+    ``top_k``: 0 keeps every token. ``logit_bias``: (token id, bias added to its logit)
+    pairs. ``stop_token_ids``: sampling one of these ends the response (it is part of
+    the output, as an EOS is). ``logprobs``: report each output token's log-probability
+    and this many most likely alternatives (None: report nothing).
 
     Raises:
         ValueError: naming the field when a value is out of range.
@@ -86,8 +92,40 @@ class SamplingOptions:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
+        self._check_basic()
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and -2 <= value <= 2):
+                raise ValueError(f"{name} must be in [-2, 2], got {value!r}")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0: off), got {self.top_k!r}")
+        if not (math.isfinite(self.min_p) and 0 <= self.min_p <= 1):
+            raise ValueError(f"min_p must be in [0, 1], got {self.min_p!r}")
+        for token, bias in self.logit_bias:
+            if not (_is_token_id(token) and math.isfinite(bias) and -100 <= bias <= 100):
+                raise ValueError(
+                    f"logit_bias must map token ids to biases in [-100, 100], got {token}: {bias}"
+                )
+        if not all(_is_token_id(t) for t in self.stop_token_ids):
+            raise ValueError(f"stop_token_ids must be token ids, got {self.stop_token_ids!r}")
+        if self.logprobs is not None and not (
+            isinstance(self.logprobs, int) and 0 <= self.logprobs <= 20
+        ):
+            raise ValueError(f"logprobs must be an integer in [0, 20], got {self.logprobs!r}")
+
+    def _check_basic(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
             raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
@@ -98,6 +136,10 @@ class SamplingOptions:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if isinstance(self.stop, str) or any(not isinstance(s, str) or not s for s in self.stop):
             raise ValueError(f"stop must be a tuple of non-empty strings, got {self.stop!r}")
+
+
+def _is_token_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +178,10 @@ class ToolCallConstraint:
     end after each call's closing separator, so the model chooses between ending and
     another call only once it has written the separator (as in a JSON list of calls,
     where ``]`` competes with ``,``). No effect otherwise.
+    ``answer_schema``: without ``required``, the response is either calls (nothing else,
+    as with ``required``) or one JSON value matching this schema: a structured answer
+    (OpenAI's ``response_format`` beside tools). Ignored with ``required``: there the
+    response holds no answer, only calls.
     """
 
     tools: tuple[ToolSchema, ...]
@@ -143,6 +189,7 @@ class ToolCallConstraint:
     parallel: bool = True
     format: ToolFormatName = "hermes"
     end_after_call: bool = False
+    answer_schema: Mapping[str, Any] | None = None
     kind: Literal["tool_calls"] = "tool_calls"
 
     def __post_init__(self) -> None:
@@ -250,16 +297,29 @@ class RequestStats:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One output token's log-probability and the most likely alternatives at its place
+    (``top``: (token id, log-probability) pairs, most likely first)."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TokenDelta:
     """A piece of streamed output. ``t`` is the monotonic time it reached the caller.
 
-    The last delta of a stream carries ``stats`` (and may hold no tokens).
+    The last delta of a stream carries ``stats`` (and may hold no tokens). ``logprobs``:
+    one entry per token of ``token_ids`` when the request asked for them
+    (``SamplingOptions.logprobs``), else None.
     """
 
     token_ids: tuple[int, ...]
     text: str
     t: float
     stats: RequestStats | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     @property
     def is_last(self) -> bool:

@@ -28,7 +28,13 @@ from ._types import (
     SessionId,
     TokenDelta,
 )
-from ._vllm_args import EngineOptions, build_engine_args, cpu_env, sampling_params
+from ._vllm_args import (
+    EngineOptions,
+    build_engine_args,
+    cpu_env,
+    sampling_params,
+    token_logprobs,
+)
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -106,13 +112,14 @@ class VLLMEngine(EngineBase):
                 t = now()
                 comp = out.outputs[0]
                 ids = tuple(comp.token_ids)
+                lps = token_logprobs(ids, comp.logprobs, request.sampling.logprobs)
                 if ids and first is None:
                     first = t
                 n_out += len(ids)
                 if out.num_cached_tokens is not None:
                     cached = out.num_cached_tokens
                 if not out.finished:
-                    yield TokenDelta(ids, comp.text, t)
+                    yield TokenDelta(ids, comp.text, t, logprobs=lps)
                     continue
                 finish, error = self._finish_reason(request, comp.finish_reason, n_out)
                 m = out.metrics
@@ -124,7 +131,7 @@ class VLLMEngine(EngineBase):
                 stats = RequestStats(
                     rid, n_in, cached, n_out, finish, arrival, first, t, queue_s, error
                 )
-                yield TokenDelta(ids, comp.text, t, stats)
+                yield TokenDelta(ids, comp.text, t, stats, lps)
                 return
         finally:
             # Closing vLLM's generator aborts the request inside vLLM if it is still running.

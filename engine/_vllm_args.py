@@ -8,13 +8,14 @@ build vLLM exactly the same way. Imports vLLM only inside the functions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._tier_wire import ASYNC_TIER_SCHEDULER, TIER_SCHEDULER, encode_payload
-from ._types import GenerateRequest, SessionId
+from ._types import GenerateRequest, SessionId, TokenLogprob
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -153,16 +154,57 @@ def sampling_params(
 
     s = request.sampling
     extra = agentrt_extra_args(request, release, hints=hints)
+    forced = request.forced_output is not None
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=s.temperature,
         top_p=s.top_p,
+        top_k=s.top_k,
+        min_p=s.min_p,
+        presence_penalty=s.presence_penalty,
+        frequency_penalty=s.frequency_penalty,
+        repetition_penalty=s.repetition_penalty,
+        logit_bias=dict(s.logit_bias) or None,
+        logprobs=s.logprobs,
         seed=s.seed,
         stop=list(s.stop) or None,
         # The forced-output processor picks every token; an EOS inside must not stop it.
-        ignore_eos=s.ignore_eos or request.forced_output is not None,
+        ignore_eos=s.ignore_eos or forced,
         output_kind=RequestOutputKind.DELTA,
         structured_outputs=StructuredOutputsParams(**structured) if structured else None,
         extra_args=extra or None,
-        stop_token_ids=None if request.forced_output is None else [],
+        stop_token_ids=[] if forced else list(s.stop_token_ids) or None,
     )
+
+
+def token_logprobs(
+    ids: Sequence[int], logprobs: Sequence[Mapping[int, Any] | None] | None, top: int | None
+) -> tuple[TokenLogprob, ...] | None:
+    """Our form of vLLM's per-token logprob dicts (token id -> ``Logprob``, holding the
+    sampled token and the ``top`` best by rank); None when none were asked for."""
+    if top is None or logprobs is None:
+        return None
+    out = []
+    for tid, maybe in zip(ids, logprobs, strict=False):
+        entry = maybe or {}
+        ranked = sorted(
+            ((t, lp) for t, lp in entry.items() if lp.rank is not None and lp.rank <= top),
+            key=lambda item: item[1].rank,
+        )
+        chosen = entry.get(tid)
+        out.append(
+            TokenLogprob(
+                tid,
+                _finite(chosen.logprob) if chosen is not None else _NEG_INF,
+                tuple((t, _finite(lp.logprob)) for t, lp in ranked[:top]),
+            )
+        )
+    return tuple(out)
+
+
+_NEG_INF = -9999.0
+"""What an impossible token's log-probability is reported as (JSON has no -inf)."""
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else _NEG_INF

@@ -375,12 +375,6 @@ async def test_response_format_json_schema_and_json_object_constrain_the_output(
             "invalid_value",
         ),
         (
-            {"messages": USER, "tools": [ADD], "response_format": {"type": "json_object"}},
-            400,
-            "response_format",
-            "unsupported_value",
-        ),
-        (
             {"messages": [{"role": "wizard", "content": "hi"}]},
             400,
             "messages[0].role",

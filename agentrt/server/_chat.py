@@ -23,9 +23,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from agentrt._tracing import traced_generate
-from agentrt.engine import PromptTooLongError, RequestStats, TokenDelta
+from agentrt.engine import PromptTooLongError, RequestStats, TokenDelta, TokenLogprob
 
 from ._auth import ApiKey
+from ._chat_logprobs import choice_logprobs, chunk_logprobs
 from ._chat_output import CallOut, ChoiceAssembler, Piece
 from ._chat_plan import ChatPlan, plan_chat
 from ._chat_session import Outcome
@@ -37,6 +38,7 @@ from ._openai_models import (
     AssistantMessageOut,
     ChatCompletionOut,
     ChatCompletionRequest,
+    ChoiceLogprobsOut,
     ChoiceOut,
     FunctionCallOut,
     ModelListOut,
@@ -156,9 +158,11 @@ async def _complete(
     asm = ChoiceAssembler(plan.calls_format, cut_repeats=st.config.cut_repeated_calls)
     stats: RequestStats | None = None
     ids: list[int] = []
+    lps: list[TokenLogprob] = []
     async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
             ids.extend(d.token_ids)
+            lps.extend(d.logprobs or ())
             asm.feed(d)
             if d.stats is not None:
                 stats = d.stats
@@ -179,7 +183,13 @@ async def _complete(
         id=chunks.id,
         created=chunks.created,
         model=chunks.model,
-        choices=[ChoiceOut(message=message, finish_reason=finish)],
+        choices=[
+            ChoiceOut(
+                message=message,
+                finish_reason=finish,
+                logprobs=_logprobs_out(st, plan, lps),
+            )
+        ],
         usage=usage(stats.prompt_tokens, stats.output_tokens, stats.cached_tokens),
     )
     await _finished(st, plan, chunks.id, ids, asm, finish, header, stats)
@@ -197,6 +207,7 @@ async def _stream(
     stats: RequestStats | None = None
     started = False
     ids: list[int] = []
+    decode = st.engine.tokenizer.decode
     async with aclosing(_generate(st, plan, headers)) as deltas:
         async for d in deltas:
             ids.extend(d.token_ids)
@@ -204,8 +215,12 @@ async def _stream(
                 # Only now: an engine error before the first token is still an HTTP error.
                 started = True
                 yield chunks.delta({"role": "assistant", "content": ""})
-            for piece in asm.feed(d):
-                yield chunks.piece(piece)
+            pieces = asm.feed(d)
+            lp = chunk_logprobs(d.logprobs, decode) if d.logprobs else None
+            if lp is not None and not pieces:
+                yield chunks.delta({}, logprobs=lp)  # the tokens held back: listed now
+            for i, piece in enumerate(pieces):
+                yield chunks.piece(piece, lp if i == 0 else None)
             if d.stats is not None:
                 stats = d.stats
             if asm.stopped:
@@ -247,6 +262,15 @@ async def _finished(
     await st.codesign.finished(st.engine, tok, plan, out, header)
 
 
+def _logprobs_out(
+    st: ServerState, plan: ChatPlan, lps: list[TokenLogprob]
+) -> ChoiceLogprobsOut | None:
+    """The choice's ``logprobs`` when the request asked for them, else None."""
+    if plan.request.sampling.logprobs is None:
+        return None
+    return ChoiceLogprobsOut.model_validate(choice_logprobs(lps, st.engine.tokenizer.decode))
+
+
 def _observe(
     st: ServerState, asm: ChoiceAssembler, stats: RequestStats | None, plan: ChatPlan
 ) -> RequestStats:
@@ -281,7 +305,7 @@ class _Chunks:
 
     __slots__ = ("_head", "created", "id", "model")
 
-    _OPEN = b',"logprobs":null,"finish_reason":'
+    _NO_LOGPROBS = b"null"
 
     def __init__(self, completion_id: str, created: int, model: str) -> None:
         self.id, self.created, self.model = completion_id, created, model
@@ -296,16 +320,29 @@ class _Chunks:
         )
         self._head = b"data: " + meta[:-1] + b',"choices":[{"index":0,"delta":'
 
-    def delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def delta(
+        self, delta: dict[str, Any], finish: str | None = None, logprobs: bytes | None = None
+    ) -> bytes:
+        """One chunk; ``logprobs``: its JSON-encoded ``logprobs`` object (None: null)."""
         reason = b"null" if finish is None else orjson.dumps(finish)
-        return self._head + orjson.dumps(delta) + self._OPEN + reason + b"}]}\n\n"
+        return b"".join(
+            (
+                self._head,
+                orjson.dumps(delta),
+                b',"logprobs":',
+                logprobs or self._NO_LOGPROBS,
+                b',"finish_reason":',
+                reason,
+                b"}]}\n\n",
+            )
+        )
 
-    def piece(self, piece: Piece) -> bytes:
+    def piece(self, piece: Piece, logprobs: bytes | None = None) -> bytes:
         if isinstance(piece, str):
-            return self.delta({"content": piece})
-        return self._call(piece)
+            return self.delta({"content": piece}, logprobs=logprobs)
+        return self._call(piece, logprobs)
 
-    def _call(self, c: CallOut) -> bytes:
+    def _call(self, c: CallOut, logprobs: bytes | None) -> bytes:
         # Name first, then the arguments: the order clients accumulate fragments in.
         head = self.delta(
             {
@@ -317,7 +354,8 @@ class _Chunks:
                         "function": {"name": c.name, "arguments": ""},
                     }
                 ]
-            }
+            },
+            logprobs=logprobs,
         )
         args = self.delta(
             {"tool_calls": [{"index": c.index, "function": {"arguments": c.arguments}}]}

@@ -30,7 +30,6 @@ from agentrt.engine import (
     GenerateRequest,
     JsonSchemaConstraint,
     PromptTooLongError,
-    SamplingOptions,
     Tier,
     ToolCallPart,
     ToolFormat,
@@ -38,6 +37,7 @@ from agentrt.engine import (
     check_tool_name,
 )
 
+from ._chat_sampling import chat_sampling
 from ._echo import RememberedTurn, Scope, TurnMemory
 from ._errors import APIError
 from ._limits import DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES, SchemaBudget, check_prompt_length
@@ -101,7 +101,6 @@ def plan_chat(
         APIError: a field is invalid or unsupported (400, naming the field).
         PromptTooLongError: the rendered prompt does not fit the context.
     """
-    _refuse_unsupported(body)
     check_request_schemas(body, budget or SchemaBudget(DEFAULT_SCHEMA_DEPTH, DEFAULT_SCHEMA_NODES))
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     tools = [_tool(i, t) for i, t in enumerate(body.tools or [])]
@@ -121,18 +120,12 @@ def plan_chat(
 
     requested = body.max_completion_tokens or body.max_tokens
     room = info.max_model_len - len(prompt)
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    try:
-        sampling = SamplingOptions(
-            max_tokens=min(requested, room) if requested else room,
-            temperature=default_temperature if body.temperature is None else body.temperature,
-            top_p=1.0 if body.top_p is None else body.top_p,
-            seed=body.seed,
-            stop=stop,
-            ignore_eos=bool(body.ignore_eos),
-        )
-    except ValueError as exc:
-        raise APIError(400, str(exc), code="invalid_value") from None
+    sampling = chat_sampling(
+        body,
+        max_tokens=min(requested, room) if requested else room,
+        default_temperature=default_temperature,
+        vocab_size=tok.vocab_size,
+    )
     request = GenerateRequest(prompt, sampling, constraint, hints, cache_salt=cache_salt)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     calls_format = tok.tool_format if parse_calls else None
@@ -187,34 +180,6 @@ def _role_tier(m: ChatMessage) -> Tier:
     if m.role == "assistant" and not m.tool_calls:
         return Tier.RESPONSE
     return Tier.DEFAULT
-
-
-# Parameters this server does not implement, with the values that change nothing.
-_NO_OP: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("n", (None, 1)),
-    ("logprobs", (None, False)),
-    ("top_logprobs", (None, 0)),
-    ("presence_penalty", (None, 0)),
-    ("frequency_penalty", (None, 0)),
-    ("repetition_penalty", (None, 1)),
-    ("logit_bias", (None, {})),
-    ("top_k", (None, 0, -1)),
-    ("min_p", (None, 0)),
-    ("stop_token_ids", (None, [])),
-)
-
-
-def _refuse_unsupported(body: ChatCompletionRequest) -> None:
-    """A 400 naming the first parameter set to a value this server would otherwise drop."""
-    for name, no_op in _NO_OP:
-        value = getattr(body, name)
-        if value is not None and value not in no_op:
-            raise APIError(
-                400,
-                f"{name}: not supported by this server (got {value!r}); leave it unset",
-                param=name,
-                code="unsupported_value",
-            )
 
 
 def _text(i: int, m: MessageIn) -> str:
@@ -307,10 +272,15 @@ def _constraint(
     calls_format: ToolFormat,
     parallel_unset: ParallelUnset,
 ) -> tuple[Constraint | None, bool]:
+    """The response's grammar, and whether calls are parsed out of it.
+
+    ``response_format`` shapes the answer the model writes: with tool_choice "auto" one
+    grammar allows either calls or that answer; with "required" or a named tool the
+    response is calls only, so there is no answer to shape; with "none" it is the answer.
+    """
     raw = body.tool_choice if body.tool_choice is not None else ("auto" if tools else "none")
     choice = NamedTool(raw.function.name) if isinstance(raw, NamedToolChoiceIn) else raw
-    fmt = body.response_format
-    wants_json = fmt is not None and fmt.type != "text"
+    answer = _answer_schema(body)
     parallel, end_after_call = parallel_calls(body.parallel_tool_calls, parallel_unset)
     try:
         calls = tool_constraint(
@@ -322,29 +292,30 @@ def _constraint(
         )
     except ToolChoiceError as exc:
         raise _choice_error(exc) from None
-    if choice != "none" and wants_json:
-        # One decode can follow one grammar: a JSON answer or tool calls, not both.
+    if calls is None:
+        return (None if answer is None else JsonSchemaConstraint(answer)), False
+    if answer is not None and not calls.required:
+        # Were the answer branch taken, calls must still be their ``required`` shape.
+        calls = replace(calls, answer_schema=answer, end_after_call=end_after_call)
+    return calls, True
+
+
+def _answer_schema(body: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The JSON schema ``response_format`` asks answers to match (None: free text)."""
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None:
         raise APIError(
             400,
-            "response_format: cannot be combined with tool calls; set "
-            "tool_choice to 'none' or drop response_format",
-            param="response_format",
-            code="unsupported_value",
+            "response_format.json_schema: required when type is 'json_schema'",
+            param="response_format.json_schema",
+            code="invalid_value",
         )
-    if wants_json:
-        assert fmt is not None
-        if fmt.type == "json_object":
-            return JsonSchemaConstraint({"type": "object"}), False
-        if fmt.json_schema is None:
-            raise APIError(
-                400,
-                "response_format.json_schema: required when type is 'json_schema'",
-                param="response_format.json_schema",
-                code="invalid_value",
-            )
-        # Bounded and checked against its meta-schema already (``check_request_schemas``).
-        return JsonSchemaConstraint(fmt.json_schema.schema_), False
-    return calls, choice != "none"
+    # Bounded and checked against its meta-schema already (``check_request_schemas``).
+    return dict(fmt.json_schema.schema_)
 
 
 def _choice_error(exc: ToolChoiceError) -> APIError:

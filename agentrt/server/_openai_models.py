@@ -2,16 +2,15 @@
 
 Requests accept what the official ``openai`` Python client sends; unknown fields are
 ignored, but every sampling parameter of OpenAI's API and of vLLM's ``SamplingParams``
-is declared: one this server does not implement is refused with a 400 naming the field
-unless its value is the no-op default (``n > 1``, ``logprobs``, penalties, ``logit_bias``,
-``top_k``, ``min_p``, ``stop_token_ids``). Types are strict, as
+is declared, so none is accepted and dropped: each reaches the engine
+(``SamplingOptions``) or, for ``n > 1``, is refused with a 400 naming it. Types are strict, as
 OpenAI's own API is: ``"10"`` is no integer and ``"yes"`` no boolean (an integer is a
 number, though).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,19 +97,19 @@ class ChatCompletionRequest(_In):
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # a 64-bit integer
     stop: str | list[str] | None = None
     response_format: ResponseFormatIn | None = None
+    # Only 1 (``_chat_plan`` refuses more, naming the field): see docs/COMPATIBILITY.md.
     n: int | None = Field(default=None, ge=1)
     logprobs: bool | None = None
-    # Sampling parameters of vLLM's SamplingParams this server does not implement yet:
-    # declared so a value is type-checked and refused unless it is the no-op default
-    # (``_chat_plan``), never accepted and dropped.
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     repetition_penalty: float | None = Field(default=None, gt=0)
-    logit_bias: dict[str, float] | None = None
-    top_k: int | None = None
+    # Token id (as a JSON key, so a string) -> bias, OpenAI's range.
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    # vLLM's extensions: -1 or 0 turn top_k off.
+    top_k: int | None = Field(default=None, ge=-1)
     min_p: float | None = Field(default=None, ge=0, le=1)
-    stop_token_ids: list[int] | None = None
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
     user: str | None = None
     # OpenAI's conversation key for its prompt cache: here it names the chat session.
     prompt_cache_key: str | None = Field(default=None, max_length=1024)
@@ -139,10 +138,25 @@ class AssistantMessageOut(BaseModel):
     tool_calls: list[ToolCallOut] | None = None
 
 
+class TopLogprobOut(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(TopLogprobOut):
+    top_logprobs: list[TopLogprobOut]
+
+
+class ChoiceLogprobsOut(BaseModel):
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
+
+
 class ChoiceOut(BaseModel):
     index: int = 0
     message: AssistantMessageOut
-    logprobs: None = None
+    logprobs: ChoiceLogprobsOut | None = None
     finish_reason: Literal["stop", "length", "tool_calls"]
 
 

@@ -15,7 +15,7 @@ are the chat renderer's business, not the format's.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .._messages import ChatMessage, Pieces, ToolCallPart, dumps
@@ -154,3 +154,17 @@ def calls_grammar(
     else:
         fmt = calls_in_text(tags, triggers=triggers, parallel=constraint.parallel)
     return {"type": "structural_tag", "format": fmt}
+
+
+def calls_or_answer(calls: dict[str, Any], answer_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Either ``calls`` (a ``required`` structural tag of some format) or one JSON value
+    matching ``answer_schema``: the model picks the branch with its first token.
+
+    One grammar for tools beside a structured answer (``response_format``): the calls
+    keep their format's markup, so the format's parser tells a call from an answer.
+    """
+    answer = {"type": "json_schema", "json_schema": dict(answer_schema)}
+    return {
+        "type": "structural_tag",
+        "format": {"type": "or", "elements": [calls["format"], answer]},
+    }
