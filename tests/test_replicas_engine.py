@@ -165,7 +165,9 @@ async def _run_phase(url: str, replica_urls: tuple[str, ...]) -> Phase:
             instructions="You are a careful calculator. Use the tool, then answer briefly.",
             tools=[calculator],
             engine=CallsUntilLast(engine),
-            sampling=SamplingOptions(max_tokens=24),
+            # room for a whole constrained call (about 35 tokens): a call cut by
+            # max_tokens ends the run with an error (issue 20)
+            sampling=SamplingOptions(max_tokens=48),
             max_iterations=ITERATIONS,
         )
         runs: list[RunResult] = []
@@ -245,7 +247,7 @@ async def test_a_replica_dying_mid_run_ends_the_run_clearly_or_moves_it_and_noth
             tools=[wait_for_gate],
             engine=engine,
             tool_choice="wait_for_gate",
-            sampling=SamplingOptions(max_tokens=24),
+            sampling=SamplingOptions(max_tokens=48),
             max_iterations=2,
         )
         session = agent.session()
