@@ -185,7 +185,12 @@ class TurnRunner:
             self.rank = RUN_PRIORITIES.open()
         try:
             for i in range(self.config.max_iterations):
-                outcome, final = await self._iteration(i)
+                try:
+                    outcome, final = await self._iteration(i)
+                except BaseExceptionGroup as group:
+                    # The iteration's task groups wrap what failed in it; a caller's
+                    # ``except EngineError`` must see the engine's error itself.
+                    raise sole_cause(group) from None
                 if outcome == "gave_up":
                     break
                 if outcome == "final":
@@ -440,3 +445,16 @@ def _record(
         split_outcome=done.outcome if done else None,
         divergence=prompt.divergence,
     )
+
+
+def sole_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a (nested) task-group error holds, or the group if it holds more."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
