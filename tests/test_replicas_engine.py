@@ -288,4 +288,10 @@ async def test_a_replica_dying_mid_run_ends_the_run_clearly_or_moves_it_and_noth
                     break
                 except EngineError:
                     await anyio.sleep(1)
-        assert result.status in ("completed", "max_iterations")
+        # Served by the survivor: the run went through its first call. (The small model
+        # may then open another call that max_tokens cuts; since issue 20 that ends the
+        # run with an error naming max_tokens, which is the model, not the routing.)
+        assert result.iterations and result.iterations[0].output_tokens > 0
+        assert result.status in ("completed", "max_iterations") or (
+            result.status == "error" and "max_tokens" in (result.error or "")
+        )
