@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.bench._frameworks import _agent, _one_run, summarize
+from agentrt.bench._frameworks import _agent, _one_run
+from agentrt.bench._frameworks_report import add_ratios, plot, summarize, table
 from agentrt.bench._servers import SERVED_NAME, ServerSettings, agentrt_argv, vllm_argv
 from agentrt.engine import ScriptContext, ScriptedEngine, TimingModel
 from agentrt.server import ServerConfig, create_app, running_server
@@ -59,3 +60,39 @@ def test_both_servers_get_the_same_engine_settings(tmp_path: Path) -> None:
         assert argv[argv.index("--served-model-name") + 1] == SERVED_NAME
     assert "--enable-auto-tool-choice" in v and "--scheduler-cls" not in v
     assert a[-2:] == ["--parallel-unset", "one"]
+
+
+def _row(ftr: float, out: float) -> dict[str, object]:
+    return {
+        "runs": 8,
+        "ftr_median_s": ftr,
+        "ftr_p90_s": ftr,
+        "ftr_median_per_repeat_s": [ftr, ftr],
+        "e2e_median_s": ftr,
+        "out_tokens_per_tool_response": out,
+        "out_tokens_per_final_response": 8.0,
+        "calls_per_tool_response": 1.0,
+        "repeated_calls": 0,
+        "prompt_tokens_per_run": 500.0,
+        "cached_tokens_per_run": 300.0,
+    }
+
+
+def test_ratios_are_taken_against_vllm_at_the_same_concurrency(tmp_path: Path) -> None:
+    results = {
+        "vllm@1": _row(2.0, 40.0),
+        "vllm@4": _row(4.0, 40.0),
+        "agentrt@1": _row(3.0, 44.0),
+        "agentrt@4": _row(3.0, 80.0),
+        "agentrt-responses@2": _row(1.0, 1.0),
+    }
+    add_ratios(results)
+    assert results["agentrt@1"]["ftr_vs_vllm"] == pytest.approx(1.5)
+    assert results["agentrt@4"]["ftr_vs_vllm"] == pytest.approx(0.75)
+    assert results["agentrt@4"]["out_tokens_vs_vllm"] == pytest.approx(2.0)
+    assert results["vllm@4"]["ftr_vs_vllm"] == pytest.approx(1.0)
+    assert results["agentrt-responses@2"]["ftr_vs_vllm"] is None  # no vLLM row there
+    text = table(results)
+    assert "| agentrt@4 | 8 | 3.000 | 3.00 3.00 | 0.75 |" in text
+    plot(tmp_path / "f.png", results)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

@@ -81,3 +81,42 @@ async def test_the_server_policy_reaches_the_constraint(
 def test_an_unknown_policy_is_refused_naming_the_field() -> None:
     with pytest.raises(ValueError, match="parallel_unset"):
         ServerConfig(parallel_unset="some")  # type: ignore[arg-type]
+
+
+RESPONSES_ADD = {
+    "type": "function",
+    "name": ADD["function"]["name"],
+    "parameters": ADD["function"]["parameters"],
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("policy", "body", "parallel"),
+    [
+        ("one", {}, False),
+        ("one", {"parallel_tool_calls": True}, True),
+        ("allow", {}, True),
+        ("allow", {"parallel_tool_calls": False}, False),
+    ],
+)
+async def test_responses_follow_the_same_policy_as_chat(
+    policy: str, body: dict[str, bool], parallel: bool
+) -> None:
+    engine = ScriptedEngine(["It is 3."], timing=FAST)
+    async with served(engine, parallel_unset=policy) as c:
+        r = await c.post(
+            "/v1/responses",
+            json={
+                "model": "scripted",
+                "input": "add 1 and 2",
+                "tools": [RESPONSES_ADD],
+                "tool_choice": "required",
+                **body,
+            },
+        )
+        assert r.status_code == 200, r.text
+    constraint = engine.requests[0].constraint
+    assert isinstance(constraint, ToolCallConstraint) and constraint.parallel == parallel
+    assert r.json()["parallel_tool_calls"] == parallel  # the response says what was applied
+    await engine.aclose()

@@ -388,7 +388,11 @@ def test_any_input_items_are_read_or_refused_naming_a_field(items: list[Any]) ->
     )
     try:
         plan = plan_responses(
-            body, HostedTools({}), budget=SchemaBudget(32, 10_000), default_temperature=1.0
+            body,
+            HostedTools({}),
+            budget=SchemaBudget(32, 10_000),
+            default_temperature=1.0,
+            parallel_unset="allow",
         )
     except APIError as exc:
         assert exc.status == 400 and exc.param and exc.param.startswith("input[")

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import shlex
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,13 +27,14 @@ from agentrt.tools import ToolFailure
 from agentrt.tools._calculator import evaluate, format_number
 
 from ._calc_mcp import TOOL_S
+from ._frameworks_report import add_ratios, plot, summarize, table
 from ._frameworks_responses import (
     RESPONSES_SERVER,
     is_tool_done,
     responses_agent,
     responses_serve_flags,
 )
-from ._output import markdown_table, out_dir, write_json
+from ._output import out_dir, write_json
 from ._servers import (
     SERVED_NAME,
     ServerSettings,
@@ -176,36 +176,16 @@ async def _phase(base_url: str, server: str, concurrency: int, runs: int) -> lis
     return list(await asyncio.gather(*(one(i) for i in range(runs))))
 
 
-def summarize(samples: list[RunSample]) -> dict[str, Any]:
-    """Medians, p90s and per-response means of one phase."""
-
-    def q(values: list[float], p: float) -> float | None:
-        if not values:
-            return None
-        return statistics.quantiles(values, n=10)[int(p * 10) - 1] if len(values) > 1 else values[0]
-
-    ftr = [s.ftr_s for s in samples if s.ftr_s is not None]
-    e2e = [s.e2e_s for s in samples]
-    calls = [n for s in samples for n in s.call_outputs]
-    finals = [n for s in samples for n in s.final_outputs]
-    per = [n for s in samples for n in s.calls_per_response]
-    return {
-        "runs": len(samples),
-        "ftr_median_s": statistics.median(ftr) if ftr else None,
-        "ftr_p90_s": q(ftr, 0.9),
-        "e2e_median_s": statistics.median(e2e),
-        "e2e_p90_s": q(e2e, 0.9),
-        "out_tokens_per_tool_response": statistics.fmean(calls) if calls else None,
-        "out_tokens_per_final_response": statistics.fmean(finals) if finals else None,
-        "calls_per_tool_response": statistics.fmean(per) if per else None,
-        "repeated_calls": sum(s.repeats for s in samples),
-        "prompt_tokens_per_run": statistics.fmean(s.prompt_tokens for s in samples),
-        "cached_tokens_per_run": statistics.fmean(s.cached_tokens for s in samples),
-    }
-
-
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs", type=int, default=8, help="agent runs per server and concurrency")
+    p.add_argument(
+        "--runs", type=int, default=8, help="agent runs per server, concurrency and repeat"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="phases of --runs runs per server and concurrency (3 or more for headlines)",
+    )
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     p.add_argument(
         "--servers",
@@ -239,50 +219,23 @@ def main(args: argparse.Namespace) -> int:
             argv, env = agentrt_argv(settings, port, extra)
         with launched(argv, env, port, log=folder / f"{server}.log") as url:
             for c in args.concurrency:
-                samples = asyncio.run(_phase(url, server, c, args.runs))
-                results[f"{server}@{c}"] = summarize(samples)
-                print(f"{server} concurrency {c}: {results[f'{server}@{c}']}", flush=True)
-    rows = [
-        [
-            key,
-            r["runs"],
-            _f(r["ftr_median_s"]),
-            _f(r["ftr_p90_s"]),
-            _f(r["e2e_median_s"]),
-            _f(r["e2e_p90_s"]),
-            _f(r["out_tokens_per_tool_response"], 1),
-            _f(r["calls_per_tool_response"], 2),
-            r["repeated_calls"],
-            _f(r["out_tokens_per_final_response"], 1),
-            _f(r["prompt_tokens_per_run"], 0),
-            _f(r["cached_tokens_per_run"], 0),
-        ]
-        for key, r in results.items()
-    ]
-    headers = [
-        "server@concurrency",
-        "runs",
-        "FTR p50 s",
-        "FTR p90 s",
-        "E2E p50 s",
-        "E2E p90 s",
-        "out tok/tool resp",
-        "calls/tool resp",
-        "repeats",
-        "out tok/final resp",
-        "prompt tok/run",
-        "cached tok/run",
-    ]
-    print(markdown_table(headers, rows))
+                reps: list[list[RunSample]] = []
+                for r in range(args.repeats):
+                    reps.append(asyncio.run(_phase(url, server, c, args.runs)))
+                    ftr = summarize(reps[-1])["ftr_median_s"]
+                    print(f"{server}@{c} repeat {r + 1}/{args.repeats}: FTR p50 {ftr}", flush=True)
+                pooled = [s for rep in reps for s in rep]
+                results[f"{server}@{c}"] = summarize(pooled, reps)
+    add_ratios(results)
+    print(table(results))
+    plot(Path(folder) / "frameworks.png", results)
     payload = {
         "settings": asdict(settings),
         "runs": args.runs,
+        "repeats": args.repeats,
         "agentrt_args": extra,
         "results": results,
     }
     write_json(Path(folder) / "frameworks.json", payload)
+    print(f"results: {folder}/frameworks.json, frameworks.png", flush=True)
     return 0
-
-
-def _f(v: float | None, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"

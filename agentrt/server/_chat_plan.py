@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from agentrt._tool_choice import (
+    DEFAULT_PARALLEL_UNSET,
     NamedTool,
     ParallelUnset,
     ToolChoiceError,
@@ -87,7 +88,7 @@ def plan_chat(
     budget: SchemaBudget | None = None,
     memory: TurnMemory | None = None,
     scope: Scope = "",
-    parallel_unset: ParallelUnset = "allow",
+    parallel_unset: ParallelUnset = DEFAULT_PARALLEL_UNSET,
 ) -> ChatPlan:
     """Validate ``body`` and build the engine request.
 

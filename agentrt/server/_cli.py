@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from agentrt import Agent
 from agentrt._catalog import BUILTIN_AGENTS, load_agents
-from agentrt._tool_choice import PARALLEL_UNSET
+from agentrt._tool_choice import DEFAULT_PARALLEL_UNSET, PARALLEL_UNSET
 from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import TOOL_FORMAT_NAMES
 
@@ -72,9 +72,10 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     remote.add_argument(
         "--parallel-unset",
         choices=list(PARALLEL_UNSET),
-        default="allow",
-        help="requests that leave parallel_tool_calls unset: several calls allowed (allow), "
-        "allowed with a grammar offering the end after each call (end_first), or one (one)",
+        default=DEFAULT_PARALLEL_UNSET,
+        help="requests that leave parallel_tool_calls unset: one call (one, the default: "
+        "measured to avoid repeated calls), several allowed (allow, OpenAI's meaning), or "
+        "several with a grammar offering the end after each call (end_first)",
     )
     remote.add_argument(
         "--keep-repeated-calls",

@@ -11,7 +11,7 @@ import anyio
 from anyio import CapacityLimiter
 from starlette.requests import Request
 
-from agentrt._tool_choice import PARALLEL_UNSET, ParallelUnset
+from agentrt._tool_choice import DEFAULT_PARALLEL_UNSET, PARALLEL_UNSET, ParallelUnset
 from agentrt.engine import Engine, ToolFormatName, tool_format
 
 from ._auth import ApiKey, KeyRing
@@ -102,7 +102,7 @@ class ServerConfig:
     max_chat_sessions: int = 4096
     chat_session_idle_s: float = 300.0
     cut_repeated_calls: bool = True
-    parallel_unset: ParallelUnset = "allow"
+    parallel_unset: ParallelUnset = DEFAULT_PARALLEL_UNSET
     hosted_tools: tuple[str, ...] = ("calculator",)
     mcp_servers: tuple[McpServerSpec, ...] = ()
     max_responses: int = 1024

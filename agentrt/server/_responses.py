@@ -108,6 +108,7 @@ def _plan(st: ServerState, raw: bytes) -> ResponsesPlan:
         st.hosted,
         budget=SchemaBudget(st.config.max_schema_depth, st.config.max_schema_nodes),
         default_temperature=st.config.default_temperature,
+        parallel_unset=st.config.parallel_unset,
     )
 
 
@@ -131,7 +132,7 @@ class _Run:
             turn.executor,
             TurnSettings(
                 plan.tool_choice,
-                plan.body.parallel_tool_calls is not False,
+                plan.parallel,
                 plan.sampling,
                 key.cache_salt if key else None,
             ),

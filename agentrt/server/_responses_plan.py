@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentrt._tool_choice import ToolChoice, ToolChoiceError, check_choice, parse_choice
+from agentrt._tool_choice import (
+    ParallelUnset,
+    ToolChoice,
+    ToolChoiceError,
+    check_choice,
+    parallel_calls,
+    parse_choice,
+)
 from agentrt.engine import (
     Constraint,
     JsonSchemaConstraint,
@@ -64,6 +71,7 @@ class ResponsesPlan:
     tool_choice: ToolChoice
     answer_constraint: Constraint | None
     sampling: SamplingOptions
+    parallel: bool = True  # several calls may follow in one response (the server's policy)
 
     @property
     def schemas(self) -> tuple[ToolSchema, ...]:
@@ -77,8 +85,10 @@ def plan_responses(
     *,
     budget: SchemaBudget,
     default_temperature: float,
+    parallel_unset: ParallelUnset,
 ) -> ResponsesPlan:
     """Check ``body`` and read it into a plan (CPU-bound: run off the event loop).
+    ``parallel_unset``: what an unset ``parallel_tool_calls`` means (``ServerConfig``).
 
     Raises:
         APIError: 400 naming the field that is unsupported or invalid.
@@ -113,6 +123,9 @@ def plan_responses(
         choice,
         constraint,
         _sampling(body, default_temperature),
+        # The chat path's policy for an unset ``parallel_tool_calls`` (one rule for both;
+        # the turn loop has no ``end_after_call``, so ``end_first`` allows calls here).
+        parallel_calls(body.parallel_tool_calls, parallel_unset)[0],
     )
 
 

@@ -252,7 +252,7 @@ def response_body(
         "max_output_tokens": body.max_output_tokens,
         "model": model,
         "output": list(items),
-        "parallel_tool_calls": body.parallel_tool_calls is not False,
+        "parallel_tool_calls": plan.parallel,
         "previous_response_id": body.previous_response_id,
         "reasoning": None,
         "store": body.store is not False,
