@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.bench._frameworks import _agent, _one_run
+from agentrt.bench._frameworks import _agent, _client, _one_run
 from agentrt.bench._frameworks_report import add_ratios, plot, summarize, table
 from agentrt.bench._servers import SERVED_NAME, ServerSettings, agentrt_argv, vllm_argv
 from agentrt.engine import ScriptContext, ScriptedEngine, TimingModel
@@ -33,8 +33,8 @@ async def test_one_run_counts_output_tokens_per_response_and_no_repeats() -> Non
         reply, timing=TimingModel(prefill_s_per_token=0.0, decode_step_s=0.0005)
     )
     app = create_app(engine, agents=[], config=ServerConfig(model_name=SERVED_NAME))
-    async with running_server(app) as url:
-        sample = await _one_run(_agent(url, "agentrt"), "What is 12 * 7?")
+    async with running_server(app) as url, _client(url) as client:
+        sample = await _one_run(_agent(client, "agentrt"), "What is 12 * 7?")
     cut_at = len(f"{CALL}\n{CALL}".encode()) - len("\n</tool_call>")
     assert sample.call_outputs == (cut_at,)
     assert sample.final_outputs == (len(b"It is 84.") + 1,)  # + <|im_end|>

@@ -83,8 +83,10 @@ async def test_no_split_prefill_on_a_saturated_engine() -> None:
         first = await post(c, [SYSTEM, USER])
         await st.splits.settled()
         await next_round(c, first)
+        metrics = (await c.get("/metrics")).text
     assert eng.prefills == []
     assert st.splits.outcomes == {"saturated": 1}
+    assert 'agentrt_split_prefills_total{outcome="saturated"} 1.0' in metrics
 
 
 async def test_tools_faster_than_the_prefill_skip_it() -> None:
@@ -100,8 +102,11 @@ async def test_tools_faster_than_the_prefill_skip_it() -> None:
         await clock.advance(0.01)  # the client's tool
         await next_round(c, first)
         await st.splits.settled()
+        metrics = (await c.get("/metrics")).text
     assert len(eng.prefills) == 1
     assert st.splits.outcomes == {"done": 1, "tools_faster": 1}
+    for outcome in ("done", "tools_faster"):
+        assert f'agentrt_split_prefills_total{{outcome="{outcome}"}} 1.0' in metrics
 
 
 class Stuck(Recorder):

@@ -91,15 +91,19 @@ def _calculator() -> Any:
     return function_tool(calculate, name_override="calculator")
 
 
-def _agent(base_url: str, server: str) -> Any:
-    if server == RESPONSES_SERVER:
-        return responses_agent(base_url, INSTRUCTIONS)
-    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
+def _client(base_url: str) -> Any:
+    """The agents' ``AsyncOpenAI`` client; its owner closes it on the loop that used it."""
     from openai import AsyncOpenAI
 
-    set_tracing_disabled(True)  # the SDK would export traces to OpenAI's servers
+    return AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
 
-    client = AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
+
+def _agent(client: Any, server: str) -> Any:
+    if server == RESPONSES_SERVER:
+        return responses_agent(client, INSTRUCTIONS)
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, set_tracing_disabled
+
+    set_tracing_disabled(True)  # the SDK would export traces to OpenAI's servers
     model = OpenAIChatCompletionsModel(model=SERVED_NAME, openai_client=client)
     return Agent(
         name="calculator",
@@ -164,8 +168,7 @@ def _canonical(arguments: str) -> str:
         return arguments
 
 
-async def _phase(base_url: str, server: str, concurrency: int, runs: int) -> list[RunSample]:
-    agent = _agent(base_url, server)
+async def _phase(agent: Any, concurrency: int, runs: int) -> list[RunSample]:
     await _one_run(agent, QUESTIONS[0])  # warm-up: first compile, prefix cache of the header
     gate = asyncio.Semaphore(concurrency)
 
@@ -174,6 +177,20 @@ async def _phase(base_url: str, server: str, concurrency: int, runs: int) -> lis
             return await _one_run(agent, QUESTIONS[i % len(QUESTIONS)])
 
     return list(await asyncio.gather(*(one(i) for i in range(runs))))
+
+
+async def _repeats(
+    base_url: str, server: str, concurrency: int, runs: int, repeats: int
+) -> list[list[RunSample]]:
+    """``repeats`` phases of ``runs`` runs, one client for all (closed on this loop)."""
+    out: list[list[RunSample]] = []
+    async with _client(base_url) as client:
+        agent = _agent(client, server)
+        for r in range(repeats):
+            out.append(await _phase(agent, concurrency, runs))
+            ftr = summarize(out[-1])["ftr_median_s"]
+            print(f"{server}@{concurrency} repeat {r + 1}/{repeats}: FTR p50 {ftr}", flush=True)
+    return out
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -219,11 +236,7 @@ def main(args: argparse.Namespace) -> int:
             argv, env = agentrt_argv(settings, port, extra)
         with launched(argv, env, port, log=folder / f"{server}.log") as url:
             for c in args.concurrency:
-                reps: list[list[RunSample]] = []
-                for r in range(args.repeats):
-                    reps.append(asyncio.run(_phase(url, server, c, args.runs)))
-                    ftr = summarize(reps[-1])["ftr_median_s"]
-                    print(f"{server}@{c} repeat {r + 1}/{args.repeats}: FTR p50 {ftr}", flush=True)
+                reps = asyncio.run(_repeats(url, server, c, args.runs, args.repeats))
                 pooled = [s for rep in reps for s in rep]
                 results[f"{server}@{c}"] = summarize(pooled, reps)
     add_ratios(results)

@@ -30,8 +30,9 @@ def responses_serve_flags() -> list[str]:
     return ["--mcp", f"{LABEL}={command}"]
 
 
-def responses_agent(base_url: str, instructions: str) -> Any:
-    """The Agents SDK agent on its default model class, the calculator hosted by the server."""
+def responses_agent(client: Any, instructions: str) -> Any:
+    """The Agents SDK agent on its default model class (on ``client``, an ``AsyncOpenAI``),
+    the calculator hosted by the server."""
     from agents import (
         Agent,
         HostedMCPTool,
@@ -39,10 +40,8 @@ def responses_agent(base_url: str, instructions: str) -> Any:
         OpenAIResponsesModel,
         set_tracing_disabled,
     )
-    from openai import AsyncOpenAI
 
     set_tracing_disabled(True)  # the SDK would export traces to OpenAI's servers
-    client = AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
     hosted = HostedMCPTool(
         tool_config={"type": "mcp", "server_label": LABEL, "require_approval": "never"}
     )

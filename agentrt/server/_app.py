@@ -74,6 +74,7 @@ def create_app(
         try:
             async with started_tools(cfg.hosted_tools, cfg.mcp_servers, hosted_tools) as hosted:
                 splits = SplitPrefills(server_clock.now)
+                metrics.watch_splits(lambda: splits.outcomes)
                 codesign = chat_codesign(
                     session_reuse=cfg.session_reuse,
                     chat_sessions=cfg.chat_sessions,

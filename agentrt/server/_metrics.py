@@ -10,7 +10,7 @@ lists them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -82,6 +82,25 @@ class _EngineCollector(Collector):
         yield cached
         yield hits
         yield evicted
+
+
+class _SplitCollector(Collector):
+    """What became of the server's split prefills (``SplitPrefills.outcomes``), read at
+    scrape time from the counter the server's split prefills keep."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "agentrt_split_prefills",
+            "Split prefills of chat sessions and stored responses while the client runs "
+            "tools, by outcome: done, cancelled, failed, or the reason it was skipped",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(self.source().items()):
+            family.add_metric([outcome], n)
+        yield family
 
 
 class Metrics:
@@ -169,6 +188,12 @@ class Metrics:
         active_gauge.set_function(lambda: float(active()))
         self._engine = _EngineCollector()
         r.register(self._engine)
+        self._splits = _SplitCollector()
+        r.register(self._splits)
+
+    def watch_splits(self, outcomes: Callable[[], Mapping[str, int]]) -> None:
+        """Report ``outcomes()`` (the server's split prefills) at each scrape."""
+        self._splits.source = outcomes
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
