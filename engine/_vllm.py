@@ -6,6 +6,7 @@ spawned process, so programs using this need an ``if __name__ == "__main__":`` g
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structured_outputs_args
+from ._jump_forward import Jump, plan_jump
 from ._model import resolve_model
 from ._process_exit import unwind_on_sigterm
 from ._protocol import EngineError
@@ -50,10 +52,20 @@ class VLLMEngine(EngineBase):
     finished run's blocks labelled meanwhile); without hints it does nothing.
     """
 
-    def __init__(self, llm: AsyncLLM, tokenizer: ChatTokenizer, info: EngineInfo) -> None:
+    def __init__(
+        self,
+        llm: AsyncLLM,
+        tokenizer: ChatTokenizer,
+        info: EngineInfo,
+        *,
+        jump_forward: bool = True,
+    ) -> None:
         super().__init__(tokenizer, info)
         self._llm: AsyncLLM | None = llm
         self._queries0, self._hits0 = self._prefix_counters()
+        self._jump_forward = jump_forward
+        self.jumped_tokens = 0
+        """Output tokens prefilled instead of decoded by jump-forward (``_jump_forward``)."""
 
     @classmethod
     async def start(cls, options: EngineOptions | None = None) -> VLLMEngine:
@@ -80,7 +92,8 @@ class VLLMEngine(EngineBase):
             supports_hints=opts.cache_hints,
             backend="vllm",
         )
-        return cls(llm, ChatTokenizer.from_folder(folder), info)
+        tok = ChatTokenizer.from_folder(folder)
+        return cls(llm, tok, info, jump_forward=opts.jump_forward)
 
     @property
     def async_llm(self) -> AsyncLLM:
@@ -89,18 +102,37 @@ class VLLMEngine(EngineBase):
             raise EngineError("engine is closed")
         return self._llm
 
+    def _jump(self, request: GenerateRequest) -> Jump | None:
+        if not self._jump_forward:
+            return None
+        jump = plan_jump(request, self.tokenizer.encode_text)
+        if jump is None or len(request.prompt) + len(jump.head) >= self._info.max_model_len:
+            return None
+        return jump
+
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         rid = self._accept(request)
         from vllm.inputs.engine import tokens_input
 
+        jump = self._jump(request)
+        sent = jump.engine_request(request) if jump is not None else request
+        if jump is not None:
+            structured: dict[str, object] | None = {"structural_tag": json.dumps(jump.rest)}
+            self.jumped_tokens += len(jump.head)
+        elif request.constraint is not None:
+            structured = structured_outputs_args(request.constraint)
+        else:
+            structured = None
         params = sampling_params(
-            request,
+            sent,
             self._take_releases(),
-            self._max_output_tokens(request),
-            structured=structured_outputs_args(request.constraint) if request.constraint else None,
+            self._max_output_tokens(sent),
+            structured=structured,
             hints=self._info.supports_hints,
         )
-        prompt = tokens_input(list(request.prompt), cache_salt=request.cache_salt)
+        prompt = tokens_input(list(sent.prompt), cache_salt=request.cache_salt)
+        # The jumped head is output to the caller: emitted with the first decoded token.
+        head_ids, head_text = (jump.head, jump.head_text) if jump is not None else ((), "")
         arrival = now()
         first: float | None = None
         n_out = 0
@@ -111,15 +143,19 @@ class VLLMEngine(EngineBase):
             async for out in stream:
                 t = now()
                 comp = out.outputs[0]
-                ids = tuple(comp.token_ids)
+                ids, text = tuple(comp.token_ids), comp.text
                 lps = token_logprobs(ids, comp.logprobs, request.sampling.logprobs)
+                if head_ids and (ids or out.finished):
+                    ids, text = (*head_ids, *ids), head_text + text
+                    head_ids, head_text = (), ""
                 if ids and first is None:
                     first = t
                 n_out += len(ids)
                 if out.num_cached_tokens is not None:
-                    cached = out.num_cached_tokens
+                    # A jumped head is output, not prompt: its cached KV is not counted.
+                    cached = min(out.num_cached_tokens, len(request.prompt))
                 if not out.finished:
-                    yield TokenDelta(ids, comp.text, t, logprobs=lps)
+                    yield TokenDelta(ids, text, t, logprobs=lps)
                     continue
                 finish, error = self._finish_reason(request, comp.finish_reason, n_out)
                 m = out.metrics
@@ -131,7 +167,7 @@ class VLLMEngine(EngineBase):
                 stats = RequestStats(
                     rid, n_in, cached, n_out, finish, arrival, first, t, queue_s, error
                 )
-                yield TokenDelta(ids, comp.text, t, stats, lps)
+                yield TokenDelta(ids, text, t, stats, lps)
                 return
         finally:
             # Closing vLLM's generator aborts the request inside vLLM if it is still running.

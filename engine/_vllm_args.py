@@ -37,6 +37,8 @@ class EngineOptions:
         dtype: "auto" picks float32 on CPUs without native bf16, else the model's dtype.
         cache_hints: use the tier-aware scheduler (False: vLLM's plain LRU, the baseline).
         max_num_seqs: concurrent sequences per step (None: vLLM's default).
+        jump_forward: prefill the fixed head of a forced tool call instead of decoding it
+            (``engine._jump_forward``; False: decode every output token).
         extra: further ``AsyncEngineArgs`` fields, passed through unchanged.
     """
 
@@ -49,6 +51,7 @@ class EngineOptions:
     cache_hints: bool = True
     max_num_seqs: int | None = None
     seed: int = 0
+    jump_forward: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -26,6 +26,11 @@ def add_engine_flags(
     g.add_argument("--no-hints", action="store_true", help="plain vLLM scheduler (LRU, no tiers)")
     g.add_argument("--max-num-seqs", type=int, default=None, help="concurrent sequences per step")
     g.add_argument(
+        "--no-jump-forward",
+        action="store_true",
+        help="decode the fixed head of a forced tool call instead of prefilling it",
+    )
+    g.add_argument(
         "--tensor-parallel-size", type=_size, default=1, help="GPUs that split each layer (vLLM's)"
     )
     g.add_argument(
@@ -43,6 +48,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         dtype=args.dtype,
         cache_hints=not args.no_hints,
         max_num_seqs=args.max_num_seqs,
+        jump_forward=not args.no_jump_forward,
         extra=_parallel(args),
     )
 

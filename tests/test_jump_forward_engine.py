@@ -1,0 +1,99 @@
+"""Jump-forward on the real engine (the default model): a forced call's fixed head is
+prefilled, not decoded, and the caller cannot tell — the head comes out as the first
+output tokens, the call parses, usage counts it as output, and the continuation's
+prompt (which holds the head as output) finds its KV cached."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import pytest
+
+from agentrt import SamplingOptions
+from agentrt.engine import (
+    ChatMessage,
+    GenerateRequest,
+    ParsedCall,
+    RequestStats,
+    ToolCallConstraint,
+    ToolSchema,
+    VLLMEngine,
+)
+from agentrt.engine._jump_forward import plan_jump
+
+pytestmark = [pytest.mark.anyio, pytest.mark.engine]
+
+CALC = ToolSchema(
+    "calculator",
+    "Evaluate an arithmetic expression.",
+    {
+        "type": "object",
+        "properties": {"expression": {"type": "string", "maxLength": 40}},
+        "required": ["expression"],
+        "additionalProperties": False,
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    ids: tuple[int, ...]
+    text: str
+    stats: RequestStats
+
+
+async def generate(engine: VLLMEngine, request: GenerateRequest) -> Out:
+    ids: list[int] = []
+    text = ""
+    stats = None
+    async with aclosing(engine.generate(request)) as stream:
+        async for delta in stream:
+            ids += delta.token_ids
+            text += delta.text
+            stats = delta.stats or stats
+    assert stats is not None
+    return Out(tuple(ids), text, stats)
+
+
+def calls(engine: VLLMEngine, text: str) -> list[ParsedCall]:
+    parser = engine.tokenizer.tool_format.parser()
+    events = [*parser.feed(text), *parser.finish()]
+    return [e for e in events if isinstance(e, ParsedCall)]
+
+
+async def test_a_forced_call_is_jumped_and_reads_as_decoded(vllm_engine: VLLMEngine) -> None:
+    tok = vllm_engine.tokenizer
+    prompt = tuple(
+        tok.render([ChatMessage("user", "What is 12 * 7?")], [CALC], add_generation_prompt=True)
+    )
+    request = GenerateRequest(
+        prompt, SamplingOptions(max_tokens=80), ToolCallConstraint((CALC,), parallel=False)
+    )
+    jump = plan_jump(request, tok.encode_text)
+    assert jump is not None and len(jump.head) >= 8
+    before = vllm_engine.jumped_tokens
+    on = await generate(vllm_engine, request)
+    assert vllm_engine.jumped_tokens - before == len(jump.head)
+    assert on.ids[: len(jump.head)] == jump.head and on.text.startswith(jump.head_text)
+    assert on.stats.finish_reason == "stop"
+    assert on.stats.output_tokens == len(on.ids)
+    assert on.stats.prompt_tokens == len(prompt) and on.stats.cached_tokens <= len(prompt)
+    (call,) = calls(vllm_engine, on.text)
+    assert call.name == "calculator" and isinstance(call.arguments["expression"], str)
+
+    # The continuation holds the head as output: its KV, computed as prompt, is cached.
+    follow = GenerateRequest((*prompt, *on.ids), SamplingOptions(max_tokens=1))
+    cont = await generate(vllm_engine, follow)
+    block = vllm_engine.info.block_size
+    assert cont.stats.cached_tokens >= (len(prompt) + len(jump.head)) // block * block
+
+    # Without the jump the model decodes the head itself: the same call comes out.
+    vllm_engine._jump_forward = False
+    try:
+        off = await generate(vllm_engine, request)
+    finally:
+        vllm_engine._jump_forward = True
+    assert vllm_engine.jumped_tokens - before == len(jump.head)
+    (plain,) = calls(vllm_engine, off.text)
+    assert (plain.name, plain.arguments) == (call.name, call.arguments)
