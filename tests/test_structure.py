@@ -251,7 +251,7 @@ OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packag
         "openai.types.responses",
         "openai.types.responses.response_output_item",
     ],
-    "agentrt/bench/_frameworks_responses.py": ["agents", "openai"],
+    "agentrt/bench/_frameworks_responses.py": ["agents"],
     # the bench's server-side calculator is an MCP server (mcp extra), started as a child
     "agentrt/bench/_calc_mcp.py": ["mcp.server.mcpserver", "mcp.server.mcpserver.exceptions"],
     "tools/_mcp.py": [
