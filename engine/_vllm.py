@@ -145,7 +145,7 @@ class VLLMEngine(EngineBase):
                 comp = out.outputs[0]
                 ids, text = tuple(comp.token_ids), comp.text
                 lps = token_logprobs(ids, comp.logprobs, request.sampling.logprobs)
-                if head_ids and (ids or out.finished):
+                if head_ids and ids:  # never on an abort or error before the first token
                     ids, text = (*head_ids, *ids), head_text + text
                     head_ids, head_text = (), ""
                 if ids and first is None:
