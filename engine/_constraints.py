@@ -29,6 +29,11 @@ def tool_call_structural_tag(c: ToolCallConstraint) -> dict[str, Any]:
     return calls_or_answer(calls, c.answer_schema)
 
 
+def structural_tag_args(tag: dict[str, Any]) -> dict[str, Any]:
+    """``StructuredOutputsParams`` keyword arguments for one structural tag."""
+    return {"structural_tag": json.dumps(tag)}
+
+
 def structured_outputs_args(constraint: Constraint) -> dict[str, Any]:
     """Keyword arguments for vLLM's ``StructuredOutputsParams`` (also its JSON request field)."""
     if isinstance(constraint, JsonSchemaConstraint):
@@ -36,5 +41,5 @@ def structured_outputs_args(constraint: Constraint) -> dict[str, Any]:
     if isinstance(constraint, RegexConstraint):
         return {"regex": constraint.pattern}
     if isinstance(constraint, ToolCallConstraint):
-        return {"structural_tag": json.dumps(tool_call_structural_tag(constraint))}
+        return structural_tag_args(tool_call_structural_tag(constraint))
     raise TypeError(f"unknown constraint type {type(constraint).__name__}")

@@ -20,7 +20,7 @@ the head) are left alone, as are forced outputs (replays).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,7 +125,7 @@ def _sequence(parts: Sequence[Fmt]) -> Fmt | None:
     return {"type": "sequence", "elements": list(parts)}
 
 
-def plan_jump(request: GenerateRequest, encode: Any) -> Jump | None:
+def plan_jump(request: GenerateRequest, encode: Callable[[str], Sequence[int]]) -> Jump | None:
     """The jump for ``request``, or None when it has none (see the module docstring).
 
     ``encode``: text -> token ids (``ChatTokenizer.encode_text``).

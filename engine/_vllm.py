@@ -6,14 +6,13 @@ spawned process, so programs using this need an ``if __name__ == "__main__":`` g
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from ._base import EngineBase
 from ._clock import now
-from ._constraints import structured_outputs_args
+from ._constraints import structural_tag_args, structured_outputs_args
 from ._jump_forward import Jump, plan_jump
 from ._model import resolve_model
 from ._process_exit import unwind_on_sigterm
@@ -117,7 +116,7 @@ class VLLMEngine(EngineBase):
         jump = self._jump(request)
         sent = jump.engine_request(request) if jump is not None else request
         if jump is not None:
-            structured: dict[str, object] | None = {"structural_tag": json.dumps(jump.rest)}
+            structured: dict[str, object] | None = structural_tag_args(jump.rest)
             self.jumped_tokens += len(jump.head)
         elif request.constraint is not None:
             structured = structured_outputs_args(request.constraint)

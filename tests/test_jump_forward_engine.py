@@ -5,10 +5,10 @@ prompt (which holds the head as output) finds its KV cached."""
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from dataclasses import dataclass
 
 import pytest
+from test_engine_api import collect
 
 from agentrt import SamplingOptions
 from agentrt.engine import (
@@ -24,6 +24,16 @@ from agentrt.engine._jump_forward import plan_jump
 
 pytestmark = [pytest.mark.anyio, pytest.mark.engine]
 
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """One response, joined: its tokens, its text and its stats."""
+
+    ids: tuple[int, ...]
+    text: str
+    stats: RequestStats
+
+
 CALC = ToolSchema(
     "calculator",
     "Evaluate an arithmetic expression.",
@@ -36,24 +46,13 @@ CALC = ToolSchema(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Out:
-    ids: tuple[int, ...]
-    text: str
-    stats: RequestStats
-
-
 async def generate(engine: VLLMEngine, request: GenerateRequest) -> Out:
-    ids: list[int] = []
-    text = ""
-    stats = None
-    async with aclosing(engine.generate(request)) as stream:
-        async for delta in stream:
-            ids += delta.token_ids
-            text += delta.text
-            stats = delta.stats or stats
+    deltas = await collect(engine, request)
+    stats = deltas[-1].stats
     assert stats is not None
-    return Out(tuple(ids), text, stats)
+    return Out(
+        tuple(t for d in deltas for t in d.token_ids), "".join(d.text for d in deltas), stats
+    )
 
 
 def calls(engine: VLLMEngine, text: str) -> list[ParsedCall]:

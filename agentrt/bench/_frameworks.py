@@ -19,7 +19,7 @@ import asyncio
 import json
 import shlex
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from agentrt.tools import ToolFailure
 from agentrt.tools._calculator import evaluate, format_number
 
 from ._calc_mcp import TOOL_S
-from ._frameworks_report import add_ratios, plot, summarize, table
+from ._frameworks_report import RunSample, add_ratios, plot, summarize, table
 from ._frameworks_responses import (
     RESPONSES_SERVER,
     is_tool_done,
@@ -56,20 +56,6 @@ QUESTIONS = (
 )
 INSTRUCTIONS = "Use the calculator tool for arithmetic, then answer in one sentence."
 SERVERS = ("vllm", "agentrt", RESPONSES_SERVER)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSample:
-    """One agent run: times from its start, and what each of its responses cost."""
-
-    ftr_s: float | None
-    e2e_s: float
-    prompt_tokens: int
-    cached_tokens: int
-    call_outputs: tuple[int, ...]  # output tokens of each response that called tools
-    final_outputs: tuple[int, ...]  # output tokens of each response that did not
-    calls_per_response: tuple[int, ...]
-    repeats: int
 
 
 async def calculate(expression: str) -> str:

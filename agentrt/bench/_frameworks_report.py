@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ._output import bar_chart, markdown_table
 
@@ -19,25 +20,18 @@ REFERENCE = "vllm"
 """The server every ratio is taken against."""
 
 
-class Sample(Protocol):
-    """What the summary reads of one agent run (``RunSample``)."""
+@dataclass(frozen=True, slots=True)
+class RunSample:
+    """One agent run: times from its start, and what each of its responses cost."""
 
-    @property
-    def ftr_s(self) -> float | None: ...
-    @property
-    def e2e_s(self) -> float: ...
-    @property
-    def prompt_tokens(self) -> int: ...
-    @property
-    def cached_tokens(self) -> int: ...
-    @property
-    def call_outputs(self) -> tuple[int, ...]: ...
-    @property
-    def final_outputs(self) -> tuple[int, ...]: ...
-    @property
-    def calls_per_response(self) -> tuple[int, ...]: ...
-    @property
-    def repeats(self) -> int: ...
+    ftr_s: float | None
+    e2e_s: float
+    prompt_tokens: int
+    cached_tokens: int
+    call_outputs: tuple[int, ...]  # output tokens of each response that called tools
+    final_outputs: tuple[int, ...]  # output tokens of each response that did not
+    calls_per_response: tuple[int, ...]
+    repeats: int
 
 
 def _q(values: list[float], p: float) -> float | None:
@@ -53,7 +47,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def summarize(
-    samples: Sequence[Sample], per_repeat: Sequence[Sequence[Sample]] = ()
+    samples: Sequence[RunSample], per_repeat: Sequence[Sequence[RunSample]] = ()
 ) -> dict[str, Any]:
     """Medians, p90s and per-response means of ``samples`` (every repeat pooled), with
     the FTR median of each repeat in ``per_repeat`` (in order) beside them."""

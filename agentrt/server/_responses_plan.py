@@ -71,7 +71,7 @@ class ResponsesPlan:
     tool_choice: ToolChoice
     answer_constraint: Constraint | None
     sampling: SamplingOptions
-    parallel: bool = True  # several calls may follow in one response (the server's policy)
+    parallel: bool  # several calls may follow in one response (the server's policy)
 
     @property
     def schemas(self) -> tuple[ToolSchema, ...]:
