@@ -9,6 +9,7 @@ it shuts down the way it always does.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ def _flag(name: str, value: Any) -> list[str]:
         return [flag] if value else []
     if isinstance(value, list):
         return [flag, *map(str, value)] if value else []
+    if isinstance(value, dict):
+        return [flag, json.dumps(value)]  # vLLM parses dict-valued flags as JSON
     return [flag, str(value)]
 
 

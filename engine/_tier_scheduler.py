@@ -26,6 +26,7 @@ How hints become labels is ``_tier_labels`` (shared with ``ScriptedEngine``'s ca
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request, RequestStatus
 
 from ._session_ledger import SessionLedger
+from ._step_trace import StepRecorder, scheduled_shape
 from ._tier_labels import label_request_blocks
 from ._tier_queue import TieredFreeBlockQueue
 from ._tier_wire import (
@@ -92,7 +94,24 @@ class TierScheduler(Scheduler):
         )
         self._tier_payloads: dict[str, TierPayload] = {}
         self.sessions = SessionLedger()
+        self.step_recorder = StepRecorder.from_env()
         _install_engine_utilities()
+
+    # -- step trace (only with AGENTRT_STEP_TRACE set) -------------------------------------
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        if self.step_recorder is None:
+            return super().schedule(*args, **kwargs)
+        t0 = time.perf_counter()
+        out = super().schedule(*args, **kwargs)
+        self.step_recorder.scheduled(scheduled_shape(out, self.requests), t0)
+        return out
+
+    def update_from_output(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().update_from_output(*args, **kwargs)
+        if self.step_recorder is not None:
+            self.step_recorder.finished()
+        return result
 
     # -- request lifecycle ---------------------------------------------------------------
 

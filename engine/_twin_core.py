@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from ._twin_cost import Chunk, StepShape
+from ._step_trace import scheduled_shape
+from ._twin_cost import StepShape
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -212,18 +213,7 @@ class TwinCore:
     def schedule(self) -> StepPlan:
         """Run vLLM's scheduler once and describe the step it built."""
         out = self.scheduler.schedule()
-        prefills: list[Chunk] = []
-        decodes: list[int] = []
-        requests = self.scheduler.requests
-        for rid, n in out.num_scheduled_tokens.items():
-            req = requests[rid]
-            # The scheduler already advanced num_computed_tokens past this step's tokens.
-            context = req.num_computed_tokens - n
-            if n == 1 and context >= req.num_prompt_tokens:
-                decodes.append(context)
-            else:
-                prefills.append(Chunk(n, context))
-        shape = StepShape(tuple(prefills), tuple(decodes), len(out.scheduled_new_reqs))
+        shape = scheduled_shape(out, self.scheduler.requests)
         for rid in out.num_scheduled_tokens:
             if rid in self._pending:
                 self._pending[rid].scheduled = True

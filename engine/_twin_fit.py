@@ -2,6 +2,9 @@
 
 A step cannot take negative time for doing more work, so every coefficient is kept
 ``>= 0`` (Lawson-Hanson's active-set method, small enough to write here with numpy).
+Each step is weighted by the inverse of its time, so the fit minimises relative errors:
+a replay is mostly 50 ms decode steps, and an unweighted fit would trade their accuracy
+for a better fit of the few multi-second prefills.
 """
 
 from __future__ import annotations
@@ -67,10 +70,12 @@ def fit_steps(steps: Sequence[MeasuredStep]) -> Fit:
         raise ValueError(f"need at least {len(FEATURES)} measured steps, got {len(steps)}")
     a = np.array([features(s.shape) for s in steps], dtype=float)
     b = np.array([s.seconds for s in steps], dtype=float)
+    weight = 1.0 / np.maximum(b, 1e-6)
+    aw, bw = a * weight[:, None], b * weight
     # Scale columns to unit norm so the active-set tolerances mean the same for each.
-    norms = np.linalg.norm(a, axis=0)
+    norms = np.linalg.norm(aw, axis=0)
     norms[norms == 0] = 1.0
-    coef = nnls(a / norms, b) / norms
+    coef = nnls(aw / norms, bw) / norms
     cost = LinearStepCost.from_coefficients(coef.tolist())
     pred = a @ coef
     total = float(((b - b.mean()) ** 2).sum())

@@ -1,8 +1,15 @@
 """A measured cost profile of a running embedded engine: its settings, the probes, the fit.
 
 ``profile_engine`` is what ``agentrt engine profile`` runs: it reads the engine's vLLM
-configuration (so the twin can reproduce it exactly), measures the probe grid, fits
+configuration (so the twin can reproduce it exactly), runs the probe grid, fits
 ``LinearStepCost`` and returns the profile ready to be written.
+
+What it fits to decides how right the twin is under load. The probes' own timings are
+client-side (gaps between streamed tokens, times to first token), and their shapes are
+inferred; both include the front end's work and guess which steps vLLM built. The first
+validation (docs/TWIN.md) fitted those and overestimated 7-way decode steps by 1.8x.
+When the engine writes a step trace (``_step_trace``), every step the probes made is a
+sample with its exact shape and its engine-side time, and the fit uses those instead.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ import datetime
 import os
 import platform
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from ._twin_fit import fit_steps
+from ._step_trace import StepTrace
+from ._twin_fit import MeasuredStep, fit_steps
 from ._twin_probe import EngineLimits, ProbeGrid, measure
 from ._twin_profile import EngineDefaults, FitQuality, MeasuredProfile, ModelRef, Sample
 from ._vllm import VLLMEngine
@@ -61,15 +70,27 @@ async def profile_engine(
     name: str = "measured",
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    step_trace: Path | None = None,
 ) -> MeasuredProfile:
     """Measure ``engine`` over ``grid`` and fit its step-cost model.
 
+    ``step_trace``: the file the engine appends its steps to (it was started with
+    ``AGENTRT_STEP_TRACE`` naming it); the fit then uses the engine's own steps.
+
     Raises:
-        ValueError: too few shapes fit the engine to fit the model.
+        ValueError: too few shapes fit the engine to fit the model, or a step trace
+            that stayed empty (the engine does not run the tier scheduler).
     """
     model, defaults, limits = describe_vllm_engine(engine)
     await engine.reset_prefix_cache()
+    skip = _trace_length(step_trace)
     steps = await measure(engine, limits, grid or ProbeGrid(), seed=seed, progress=progress)
+    timing: Literal["engine_steps", "client_gaps"] = "client_gaps"
+    if step_trace is not None:
+        steps = [MeasuredStep(s.shape, s.busy_s) for s in StepTrace.load(step_trace)[skip:]]
+        if not steps:
+            raise ValueError(f"the engine wrote no steps to {step_trace}")
+        timing = "engine_steps"
     fit = fit_steps(steps)
     return MeasuredProfile(
         name=name,
@@ -80,6 +101,7 @@ async def profile_engine(
         model=model,
         engine=defaults,
         coefficients=fit.cost.as_dict(),
+        timing=timing,
         fit=FitQuality(
             samples=fit.samples, r2=fit.r2, median_abs_rel_error=fit.median_abs_rel_error
         ),
@@ -87,3 +109,10 @@ async def profile_engine(
         machine=machine(),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
+
+
+def _trace_length(path: Path | None) -> int:
+    """Steps already in the trace (the warm-up's): the probes' steps come after them."""
+    if path is None or not path.exists():
+        return 0
+    return len(StepTrace.load(path))

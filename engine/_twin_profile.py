@@ -132,6 +132,9 @@ class MeasuredProfile(_Profile):
     kind: Literal["measured"] = "measured"
     model: ModelRef
     coefficients: dict[str, _NonNeg]
+    timing: Literal["engine_steps", "client_gaps"] = "client_gaps"
+    """What the samples time: the engine core's own steps (a step trace), or the probes'
+    client-side gaps (profiles written before step traces existed)."""
     fit: FitQuality
     samples: tuple[Sample, ...] = ()
     machine: dict[str, Any] = {}

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._tier_wire import ASYNC_TIER_SCHEDULER, TIER_SCHEDULER, encode_payload
+from ._step_trace import TRACE_ENV
+from ._tier_wire import (
+    ASYNC_TIER_SCHEDULER,
+    CONFIG_KEY,
+    TIER_SCHEDULER,
+    TierSettings,
+    encode_payload,
+)
 from ._types import GenerateRequest, SessionId, TokenLogprob
 
 if TYPE_CHECKING:
@@ -105,9 +113,13 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
         args["block_size"] = opts.block_size
     if opts.max_num_seqs is not None:
         args["max_num_seqs"] = opts.max_num_seqs
-    if opts.cache_hints:
+    if opts.cache_hints or os.environ.get(TRACE_ENV):
         # vLLM turns async scheduling off on CPU; on GPU it is on and needs the async variant.
         args["scheduler_cls"] = TIER_SCHEDULER if _on_cpu() else ASYNC_TIER_SCHEDULER
+    if not opts.cache_hints and os.environ.get(TRACE_ENV):
+        # Only the tier scheduler writes a step trace; with tiers off it evicts in exactly
+        # vLLM's LRU order, so a traced engine without hints behaves as vLLM's own.
+        args["additional_config"] = {CONFIG_KEY: TierSettings(use_tiers=False).to_config()}
     args.update(opts.extra)
     return args
 

@@ -15,6 +15,7 @@
 #
 # Environment: PYTHON (default .venv/bin/python), OUT (default runs/twin-validation),
 # WEKA_DIR, SEED (0), MODES (all seven), WEB_RATES (0.25,0.5,1), WEKA_RATES (0.2,0.4,0.8),
+# REPEATS (2; the real replays take REPEATS times as long),
 # WEB_REQUESTS (16), WEKA_REQUESTS (8), PROFILE (an existing profile: skip step 1),
 # QUICK=1 (a quick profile grid), LOCK (default /work/wt/engine.lock; "none" for no lock),
 # SMOKE=1 (a smoke test of the script itself, ~10 minutes here: a quick profile, modes
@@ -27,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${SMOKE:-}" = 1 ]; then
   : "${QUICK:=1}" "${MODES:=baseline,all}" "${WEB_RATES:=0.5}" "${WEKA_RATES:=0.4}"
-  : "${WEB_REQUESTS:=3}" "${WEKA_REQUESTS:=2}" "${OUT:=/tmp/twin-smoke}"
+  : "${WEB_REQUESTS:=3}" "${WEKA_REQUESTS:=2}" "${OUT:=/tmp/twin-smoke}" "${REPEATS:=1}"
 fi
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-runs/twin-validation}
@@ -47,7 +48,11 @@ locked() {
 
 mkdir -p "$OUT"
 ENGINE=(--block-size 32 --max-model-len 2560)
-COMMON=(--modes "$MODES" --seed "$SEED" --ftr-target-factor 1.25 --run-timeout 200 --no-plots)
+REPEATS=${REPEATS:-2}
+# Repeats: each draws its own arrivals (the twin replays the same draws). A switch's real
+# effect is judged against the run-to-run noise they show (see _twin_compare).
+COMMON=(--modes "$MODES" --seed "$SEED" --ftr-target-factor 1.25 --run-timeout 200 --no-plots
+  --repeats "$REPEATS")
 WEB=(--synthetic --synthetic-requests "$WEB_REQUESTS" --synthetic-calls 2,3 --token-scale 1/8
   --tool-factor 3.1 --rates "$WEB_RATES")
 WEKA=(--weka "$WEKA_DIR" --max-conversations 24 --token-scale 1/64 --max-tool-latency 2

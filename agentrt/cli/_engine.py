@@ -42,11 +42,21 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
         "profile", help="measure the engine's step times: a cost profile for the vLLM twin"
     )
     add_profile_arguments(profile)
+    check = sub.add_parser(
+        "check-trace", help="price a real engine's step trace with a twin cost profile"
+    )
+    from ._engine_check_trace import add_check_trace_arguments
+
+    add_check_trace_arguments(check)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.engine_command == "profile":
         return profile_main(args)
+    if args.engine_command == "check-trace":
+        from ._engine_check_trace import main as check_main
+
+        return check_main(args)
     if args.engine_command == "bench":
         from agentrt.bench._engine import main as bench_main
 

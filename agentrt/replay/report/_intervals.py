@@ -89,11 +89,7 @@ def repeat_cells(
         repeats = sorted({r.repeat for r in at})
         ids = sorted({rec.request_id for r in at for rec in r.records})
         by_mode = {m: {r.repeat: r for r in at if r.mode == m} for m in modes}
-        rng = random.Random(seed)
-        draws = [
-            [(k, [rng.choice(ids) for _ in ids]) for k in rng.choices(repeats, k=len(repeats))]
-            for _ in range(resamples)
-        ]
+        draws = make_draws(repeats, ids, seed=seed, resamples=resamples)
         for mode in modes:
             runs = by_mode[mode]
             if not runs:
@@ -111,12 +107,24 @@ def repeat_cells(
                     base = {k: _values(run, metric) for k, run in base_runs.items()}
                     base_point = _median([v for vals in base.values() for v in vals.values()])
                     if base_point:
-                        ratios[name] = _ratio_interval(point / base_point, draws, mine, base)
+                        ratios[name] = ratio_interval(point / base_point, draws, mine, base)
             cells.append(RepeatCell(mode, load, len(runs), medians, ratios))
     return cells
 
 
 Draw = list[tuple[int, list[str]]]
+"""One resample: the drawn repeats, each with the request ids drawn within it."""
+
+
+def make_draws(
+    repeats: Sequence[int], ids: Sequence[str], *, seed: int = 0, resamples: int = RESAMPLES
+) -> list[Draw]:
+    """The two-level resamples (seeded): repeats with replacement, then requests within each."""
+    rng = random.Random(seed)
+    return [
+        [(k, [rng.choice(ids) for _ in ids]) for k in rng.choices(repeats, k=len(repeats))]
+        for _ in range(resamples)
+    ]
 
 
 def _pick(draw: Draw, values: dict[int, dict[str, float]]) -> list[float]:
@@ -133,12 +141,14 @@ def _interval(point: float, draws: list[Draw], values: dict[int, dict[str, float
     return Interval(point, lo, hi)
 
 
-def _ratio_interval(
+def ratio_interval(
     point: float,
     draws: list[Draw],
     mine: dict[int, dict[str, float]],
     base: dict[int, dict[str, float]],
 ) -> Interval:
+    """``point`` (mine over base) with the interval of that ratio over ``draws``; values
+    are ``{repeat: {request id: value}}``, paired by repeat and request id."""
     stats: list[float] = []
     for d in draws:
         a, b = _median(_pick(d, mine)), _median(_pick(d, base))

@@ -5,13 +5,21 @@ Run ``python -m agentrt.replay.report._twin_compare REAL_DIR TWIN_DIR [--out FIL
 same workload, seed, modes and loads (``scripts/twin_validate.sh`` makes them). Per
 (mode, load) it gives both median FTRs and their ratio, which must be within the
 tolerance; per mode and load, the change against the baseline on each engine, which must
-have the same sign. KV hit rates are shown beside them. ``--check`` exits 1 when a
-criterion fails.
+agree. KV hit rates are shown beside them. ``--check`` exits 1 when a criterion fails.
+
+When do two changes agree? When they have the same sign, or when the real engine cannot
+tell the mode from the baseline and the twin's change is one the real engine could have
+measured: the real change's 95% interval (a paired bootstrap over repeats and requests,
+``_intervals``) holds both 0 and the twin's change. A switch that does nothing on this
+workload (``token_log`` when no prompt diverges) moves the real engine's median by its
+run-to-run noise, up to ±13% on 2 cores, and the twin's by exactly 0: their signs
+agree by chance only. With repeats, medians pool every repeat's requests.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ._intervals import Interval, make_draws, ratio_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +43,8 @@ class Cell:
     twin_hit: float | None
     real_change: float | None = None
     twin_change: float | None = None
+    real_change_low: float | None = None
+    real_change_high: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -50,13 +62,57 @@ class Cell:
             return None
         return _sign(self.real_change) == _sign(self.twin_change)
 
+    @property
+    def agrees(self) -> bool | None:
+        """Same sign, or a real change indistinguishable from 0 whose interval holds the
+        twin's (see the module docstring). None for the baseline itself."""
+        same = self.same_sign
+        if same is None or same:
+            return same
+        lo, hi, twin = self.real_change_low, self.real_change_high, self.twin_change
+        if lo is None or hi is None or twin is None:
+            return False
+        return lo <= 0 <= hi and lo <= twin <= hi
+
 
 def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+    # Two equal medians divide to 1 +- one ulp: that is no change, not a tiny one.
+    eps = 1e-9
+    return (x > eps) - (x < -eps)
 
 
 def _runs(report: Mapping[str, Any]) -> dict[tuple[str, float], Mapping[str, Any]]:
-    return {(str(r["mode"]), float(r["load"])): r["summary"] for r in report["runs"]}
+    """Summaries per (mode, load): pooled over repeats when the replay repeated."""
+    entries = report.get("pooled") or report["runs"]
+    return {(str(r["mode"]), float(r["load"])): r["summary"] for r in entries}
+
+
+FtrValues = dict[int, dict[str, float]]
+"""``{repeat: {request id: FTR}}`` of one (mode, load): the bootstrap's input."""
+
+
+def _ftr_values(report: Mapping[str, Any]) -> dict[tuple[str, float], FtrValues]:
+    out: dict[tuple[str, float], FtrValues] = {}
+    for run in report["runs"]:
+        per = out.setdefault((str(run["mode"]), float(run["load"])), {})
+        per[int(run.get("repeat", 0))] = {
+            str(rec["request_id"]): float(rec["ftr_s"])
+            for rec in run.get("records", ())
+            if rec.get("error") is None and rec.get("ftr_s") is not None
+        }
+    return out
+
+
+def _change_interval(mine: FtrValues, base: FtrValues) -> Interval | None:
+    """The interval of ``mine``'s median FTR over ``base``'s, paired by repeat and request."""
+    pooled_mine = [v for vals in mine.values() for v in vals.values()]
+    pooled_base = [v for vals in base.values() for v in vals.values()]
+    if not pooled_mine or not pooled_base:
+        return None
+    ids = sorted({i for vals in (*mine.values(), *base.values()) for i in vals})
+    draws = make_draws(sorted(set(mine) | set(base)), ids)
+    point = statistics.median(pooled_mine) / statistics.median(pooled_base)
+    return ratio_interval(point, draws, mine, base)
 
 
 def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
@@ -85,9 +141,13 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
             return None
         return mine / ref - 1
 
+    values = _ftr_values(real)
     cells = []
     for mode, load in keys:
         rs, ts = r_runs[(mode, load)], t_runs[(mode, load)]
+        iv = None
+        if mode != base and (mode, load) in values and (base, load) in values:
+            iv = _change_interval(values[(mode, load)], values[(base, load)])
         cells.append(
             Cell(
                 mode,
@@ -98,6 +158,8 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
                 ts.get("hit_rate"),
                 change(r_runs, mode, load),
                 change(t_runs, mode, load),
+                None if iv is None else iv.low - 1,
+                None if iv is None else iv.high - 1,
             )
         )
     return cells
@@ -114,28 +176,36 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
         "",
         f"Median FTR of the real engine and of its twin (simulated) per mode and load; the "
         f"twin must be within {tolerance:.0%} of the real engine, and every mode's change "
-        "against the baseline must have the same sign on both.",
+        "against the baseline must agree: the same sign on both, or, where the real "
+        "engine's 95% interval holds 0, a twin change inside that interval (~: agrees "
+        "within the real engine's noise).",
         "",
         "| mode | load (req/s) | real FTR p50 (s) | twin FTR p50 (s) | twin / real "
-        "| real vs baseline | twin vs baseline | same sign | real KV hit | twin KV hit |",
+        "| real vs baseline [95%] | twin vs baseline | agrees | real KV hit | twin KV hit |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         ok = "✓" if c.within(tolerance) else "✗"
-        sign = {None: "", True: "✓", False: "✗"}[c.same_sign]
+        mark = {None: "", True: "✓", False: "✗"}[c.same_sign]
+        if c.same_sign is False and c.agrees:
+            mark = "~"
+        interval = ""
+        if c.real_change_low is not None and c.real_change_high is not None:
+            interval = f" [{c.real_change_low:+.1%}, {c.real_change_high:+.1%}]"
         lines.append(
             f"| {c.mode} | {c.load:g} | {_f(c.real_ftr_s, '.2f')} | {_f(c.twin_ftr_s, '.2f')} "
-            f"| {_f(c.ratio, '.2f')} {ok} | {_f(c.real_change, '+.1%')} "
-            f"| {_f(c.twin_change, '+.1%')} | {sign} | {_f(c.real_hit, '.1%')} "
+            f"| {_f(c.ratio, '.2f')} {ok} | {_f(c.real_change, '+.1%')}{interval} "
+            f"| {_f(c.twin_change, '+.1%')} | {mark} | {_f(c.real_hit, '.1%')} "
             f"| {_f(c.twin_hit, '.1%')} |"
         )
     within = sum(c.within(tolerance) for c in cells)
-    signed = [c for c in cells if c.same_sign is not None]
-    agree = sum(bool(c.same_sign) for c in signed)
+    signed = [c for c in cells if c.agrees is not None]
+    same = sum(bool(c.same_sign) for c in signed)
+    agree = sum(bool(c.agrees) for c in signed)
     lines += [
         "",
-        f"Within {tolerance:.0%}: {within}/{len(cells)} cells; same sign against the "
-        f"baseline: {agree}/{len(signed)}. Verdict: "
+        f"Within {tolerance:.0%}: {within}/{len(cells)} cells; changes against the baseline "
+        f"agree: {agree}/{len(signed)} ({same} with the same sign). Verdict: "
         + ("**pass**" if passes(cells, tolerance) else "**fail**"),
     ]
     return "\n".join(lines) + "\n"
@@ -143,7 +213,7 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
 
 def passes(cells: Sequence[Cell], tolerance: float) -> bool:
     return all(c.within(tolerance) for c in cells) and all(
-        c.same_sign for c in cells if c.same_sign is not None
+        c.agrees for c in cells if c.agrees is not None
     )
 
 
@@ -178,7 +248,13 @@ def main(argv: Sequence[str]) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
         verdict = {"tolerance": args.tolerance, "pass": passes(cells, args.tolerance)}
-        payload = {**verdict, "cells": [asdict(c) | {"ratio": c.ratio} for c in cells]}
+        payload = {
+            **verdict,
+            "cells": [
+                asdict(c) | {"ratio": c.ratio, "same_sign": c.same_sign, "agrees": c.agrees}
+                for c in cells
+            ],
+        }
         args.out.with_suffix(".json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     return 0 if passes(cells, args.tolerance) or not args.check else 1
 
