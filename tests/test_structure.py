@@ -267,6 +267,7 @@ CLI_FAST_START = {  # a subcommand loads only what it runs
     "agentrt/cli/_main.py": ["agentrt.engine._process_exit"],
     "agentrt/cli/_engine.py": [
         "agentrt.bench._engine",
+        "agentrt.cli._engine_check_trace",
         "agentrt.cli._engine_cluster",
         "agentrt.engine._serve",
     ],

@@ -15,6 +15,7 @@ import pytest
 from twin_helpers import tiny_profile_file
 
 from agentrt.cli import main as cli
+from agentrt.engine._twin_model import ModelSpec
 from agentrt.replay.report._twin_compare import Cell, compare, passes, render
 from agentrt.replay.report._twin_compare import main as compare_main
 from agentrt.replay.report._twin_page import BEGIN, END, replace_section
@@ -67,6 +68,15 @@ def test_a_twin_replay_is_simulated_and_repeatable(reports: Path) -> None:
     assert ftrs == [[rec["ftr_s"] for rec in run["records"]] for run in second["runs"]]
 
 
+def test_kv_cache_bytes_sizes_the_twins_cache(profile: Path, tmp_path: Path) -> None:
+    # Ignoring the flag gave the twin the profile's 400 blocks while the real engine beside
+    # it had the cache the flag asked for (the pressure replay's comparison said so).
+    report = replay(profile, tmp_path / "kv", "--kv-cache-bytes", "2MiB")
+    per_token = ModelSpec.load(profile.parent, "float32").kv_bytes_per_token
+    blocks = report["config"]["engine"]["num_blocks"]
+    assert blocks == 2 * 2**20 // (16 * per_token) and blocks != 400
+
+
 def test_validation_table_checks_ratio_and_sign(reports: Path, tmp_path: Path) -> None:
     cells = compare(_load(reports / "a"), _load(reports / "small"))
     assert [(c.mode, c.load) for c in cells] == [
@@ -90,6 +100,32 @@ def test_verdict_needs_every_cell_within_tolerance_and_every_sign_equal() -> Non
     assert not passes(far, 0.15)
     flipped = [Cell("all", 1, 10, 10, None, None, -0.1, 0.05)]
     assert not passes(flipped, 0.15) and "**fail**" in render(flipped, 0.15, "t")
+
+
+def test_a_change_the_real_engine_cannot_tell_from_zero_agrees_within_its_interval() -> None:
+    # Real +4% with a 95% interval of [-3%, +9%]: indistinguishable from no change.
+    noise = Cell("token_log", 1, 10.4, 10, None, None, 0.04, 0.0, -0.03, 0.09)
+    assert noise.same_sign is False and noise.agrees is True
+    assert passes([noise], 0.15) and "| ~ |" in render([noise], 0.15, "t")
+    # The twin's change outside the real interval: not something the real engine measured.
+    outside = Cell("token_log", 1, 10.4, 10, None, None, 0.04, -0.05, -0.03, 0.09)
+    assert outside.agrees is False and not passes([outside], 0.15)
+    # A real change whose interval excludes 0 needs the same sign.
+    real_effect = Cell("cache_hints", 1, 11, 10, None, None, 0.1, 0.0, 0.01, 0.17)
+    assert real_effect.agrees is False
+    # Two equal medians divide to 1 +- an ulp: no change, so no sign.
+    tiny = Cell("all", 1, 10, 10, None, None, 0.02, -1e-16, -0.05, 0.08)
+    assert tiny.same_sign is False and tiny.agrees is True
+
+
+def test_the_real_change_interval_comes_from_the_real_requests(reports: Path) -> None:
+    cells = compare(_load(reports / "a"), _load(reports / "small"))
+    for c in cells:
+        if c.mode == "baseline":
+            assert c.real_change_low is None
+        else:
+            assert c.real_change_low is not None and c.real_change_high is not None
+            assert -1 < c.real_change_low <= c.real_change_high
 
 
 def test_twin_section_replaces_itself_and_keeps_the_page(reports: Path) -> None:

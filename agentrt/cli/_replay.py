@@ -45,6 +45,8 @@ from ._replay_twin import add_twin_arguments, check_replica_arguments, twin_sour
 from ._replay_workload import load_source
 
 T = TypeVar("T")
+EMBEDDED_KV_CACHE_BYTES = 512 * 2**20
+"""The embedded engine's KV cache when ``--kv-cache-bytes`` is not given."""
 _SIZE = re.compile(r"^\s*([0-9.]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
@@ -214,8 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     eng.add_argument(
         "--kv-cache-bytes",
         type=_bytes,
-        default=512 * 2**20,
-        help="embedded: KV cache size (e.g. 256MiB)",
+        default=None,
+        help="KV cache size, e.g. 256MiB (embedded: default 512MiB; twin: per GPU, "
+        "replacing the profile's cache)",
     )
     eng.add_argument(
         "--block-size",
@@ -279,7 +282,7 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
         opts = EngineOptions(
             model=args.model,
             max_model_len=args.max_model_len or 4096,
-            kv_cache_bytes=args.kv_cache_bytes,
+            kv_cache_bytes=args.kv_cache_bytes or EMBEDDED_KV_CACHE_BYTES,
             block_size=args.block_size,
             max_num_seqs=args.max_num_seqs,
             cache_hints=True,
@@ -288,7 +291,7 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
         engine = await VLLMEngine.start(opts)
         desc = {
             "engine": "embedded vLLM",
-            "kv_cache_bytes": args.kv_cache_bytes,
+            "kv_cache_bytes": opts.kv_cache_bytes,
             "max_num_seqs": args.max_num_seqs,
         }
         return SharedSource(engine, desc), engine.aclose

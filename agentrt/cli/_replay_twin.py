@@ -131,6 +131,7 @@ def twin_source(args: argparse.Namespace, router: str | None = None) -> TwinSour
         long_prefill_token_threshold=args.long_prefill_threshold,
         max_model_len=args.max_model_len,
         num_blocks=args.kv_blocks,
+        kv_cache_bytes=args.kv_cache_bytes,
         gpu_memory_utilization=args.gpu_memory_utilization,
         kv_scale=args.kv_scale,
     )
