@@ -10,8 +10,8 @@ tier scheduler appends one JSON line per step to it (in the engine-core process)
 
 ``t2 - t1`` is the forward pass (with sampling and the grammar bitmask); the next line's
 ``t0`` minus this one's ``t0`` is the whole engine cycle when the engine is busy.
-``StepTrace.load`` reads a file back; ``agentrt engine fit-trace`` fits a cost profile to
-it and ``agentrt engine check-trace`` prices its steps with a profile.
+``load_steps`` reads a file back; ``agentrt engine profile`` fits its cost profile to the
+steps its probes made, and ``agentrt engine check-trace`` prices any trace with a profile.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -60,13 +60,8 @@ class TracedStep:
     t2: float
 
     @property
-    def forward_s(self) -> float:
-        """From the end of scheduling to the outputs processed: what the cost model prices."""
-        return self.t2 - self.t1
-
-    @property
     def busy_s(self) -> float:
-        """Scheduling, forward pass and output processing."""
+        """Scheduling, forward pass and output processing: what the cost model prices."""
         return self.t2 - self.t0
 
 
@@ -98,31 +93,21 @@ class StepRecorder:
         self._file.write(json.dumps(line) + "\n")
 
 
-class StepTrace:
-    """Reading a trace file back."""
+def load_steps(path: Path) -> list[TracedStep]:
+    """Every step of the trace file ``path``, in order.
 
-    @staticmethod
-    def load(path: Path) -> list[TracedStep]:
-        """Every step of ``path``, in order.
-
-        Raises:
-            ValueError: a line that is not a step (naming the line number).
-        """
-        return list(StepTrace._read(path))
-
-    @staticmethod
-    def _read(path: Path) -> Iterator[TracedStep]:
-        with path.open() as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                    yield TracedStep(
-                        StepShape.from_json(d["shape"]),
-                        float(d["t0"]),
-                        float(d["t1"]),
-                        float(d["t2"]),
-                    )
-                except (ValueError, KeyError, TypeError) as e:
-                    raise ValueError(f"{path}:{i}: not a traced step ({e})") from e
+    Raises:
+        ValueError: a line that is not a step (naming the line number).
+    """
+    steps: list[TracedStep] = []
+    with path.open() as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                shape = StepShape.from_json(d["shape"])
+                steps.append(TracedStep(shape, float(d["t0"]), float(d["t1"]), float(d["t2"])))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{i}: not a traced step ({e})") from e
+    return steps

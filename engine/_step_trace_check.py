@@ -19,14 +19,20 @@ from ._twin_cost import CostModel, StepShape
 _BATCHES = ((1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 10**9))
 
 
-def step_kind(shape: StepShape) -> str:
-    """``prefill``, ``decode xN`` or ``mixed xN`` with N bucketed (1, 2, 3-4, 5-8, ...)."""
+def _kind(shape: StepShape) -> tuple[tuple[str, int], str]:
+    """The kind's sort key (family, smallest batch) and its label."""
     if not shape.decodes:
-        return "prefill"
+        return ("prefill", 0), "prefill"
     n = shape.num_decodes
     lo, hi = next(b for b in _BATCHES if b[0] <= n <= b[1])
     batch = str(lo) if lo == hi else (f"{lo}-{hi}" if hi < 10**9 else f"{lo}+")
-    return f"{'mixed' if shape.prefills else 'decode'} x{batch}"
+    family = "mixed" if shape.prefills else "decode"
+    return (family, lo), f"{family} x{batch}"
+
+
+def step_kind(shape: StepShape) -> str:
+    """``prefill``, ``decode xN`` or ``mixed xN`` with N bucketed (1, 2, 3-4, 5-8, ...)."""
+    return _kind(shape)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +83,16 @@ def _row(kind: str, steps: Sequence[TracedStep], cost: CostModel) -> KindRow:
 
 
 def check_trace(steps: Sequence[TracedStep], cost: CostModel) -> TraceCheck:
-    """Price ``steps`` with ``cost``, per kind (in order of first appearance sorted by kind).
+    """Price ``steps`` with ``cost``, per kind (decode, mixed, prefill; by batch within each).
 
     Raises:
         ValueError: an empty trace.
     """
     if not steps:
         raise ValueError("the step trace is empty")
-    groups: dict[str, list[TracedStep]] = {}
+    groups: dict[tuple[str, int], tuple[str, list[TracedStep]]] = {}
     for s in steps:
-        groups.setdefault(step_kind(s.shape), []).append(s)
-    order = sorted(groups, key=lambda k: (k.split(" ")[0], _batch_start(k)))
-    rows = tuple(_row(k, groups[k], cost) for k in order)
+        key, label = _kind(s.shape)
+        groups.setdefault(key, (label, []))[1].append(s)
+    rows = tuple(_row(label, members, cost) for _, (label, members) in sorted(groups.items()))
     return TraceCheck(rows, _row("all", steps, cost))
-
-
-def _batch_start(kind: str) -> int:
-    if " x" not in kind:
-        return 0
-    return int(kind.split(" x")[1].split("-")[0].rstrip("+"))

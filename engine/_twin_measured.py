@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from ._step_trace import StepTrace
+from ._step_trace import load_steps
 from ._twin_fit import MeasuredStep, fit_steps
 from ._twin_probe import EngineLimits, ProbeGrid, measure
 from ._twin_profile import EngineDefaults, FitQuality, MeasuredProfile, ModelRef, Sample
@@ -87,7 +87,7 @@ async def profile_engine(
     steps = await measure(engine, limits, grid or ProbeGrid(), seed=seed, progress=progress)
     timing: Literal["engine_steps", "client_gaps"] = "client_gaps"
     if step_trace is not None:
-        steps = [MeasuredStep(s.shape, s.busy_s) for s in StepTrace.load(step_trace)[skip:]]
+        steps = [MeasuredStep(s.shape, s.busy_s) for s in load_steps(step_trace)[skip:]]
         if not steps:
             raise ValueError(f"the engine wrote no steps to {step_trace}")
         timing = "engine_steps"
@@ -115,4 +115,4 @@ def _trace_length(path: Path | None) -> int:
     """Steps already in the trace (the warm-up's): the probes' steps come after them."""
     if path is None or not path.exists():
         return 0
-    return len(StepTrace.load(path))
+    return len(load_steps(path))

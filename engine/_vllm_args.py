@@ -113,10 +113,11 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
         args["block_size"] = opts.block_size
     if opts.max_num_seqs is not None:
         args["max_num_seqs"] = opts.max_num_seqs
-    if opts.cache_hints or os.environ.get(TRACE_ENV):
+    traced = bool(os.environ.get(TRACE_ENV))
+    if opts.cache_hints or traced:
         # vLLM turns async scheduling off on CPU; on GPU it is on and needs the async variant.
         args["scheduler_cls"] = TIER_SCHEDULER if _on_cpu() else ASYNC_TIER_SCHEDULER
-    if not opts.cache_hints and os.environ.get(TRACE_ENV):
+    if traced and not opts.cache_hints:
         # Only the tier scheduler writes a step trace; with tiers off it evicts in exactly
         # vLLM's LRU order, so a traced engine without hints behaves as vLLM's own.
         args["additional_config"] = {CONFIG_KEY: TierSettings(use_tiers=False).to_config()}

@@ -16,7 +16,7 @@ from twin_helpers import tiny_profile_file
 
 from agentrt.cli._main import main as cli_main
 from agentrt.engine import ByteCodec, ChatTokenizer, GenerateRequest
-from agentrt.engine._step_trace import TRACE_ENV, StepTrace, TracedStep
+from agentrt.engine._step_trace import TRACE_ENV, TracedStep, load_steps
 from agentrt.engine._step_trace_check import check_trace, step_kind
 from agentrt.engine._twin import TwinEngine, TwinOptions
 from agentrt.engine._twin_core import TwinSettings
@@ -49,7 +49,7 @@ def test_the_tier_scheduler_traces_every_step_it_builds(
             await engine.aclose()
 
     run_virtual(main)
-    steps = StepTrace.load(trace)
+    steps = load_steps(trace)
     # The 64-token budget splits the 100-token prompt; then one decode per further token.
     assert [s.shape for s in steps] == [
         StepShape((Chunk(64, 0),), (), 1),
@@ -92,7 +92,7 @@ def test_a_line_that_is_not_a_step_is_named(tmp_path: Path) -> None:
     line = {"t0": 0, "t1": 0, "t2": 1, "shape": {"decodes": [3]}}
     trace.write_text(json.dumps(line) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"t\.jsonl:2"):
-        StepTrace.load(trace)
+        load_steps(trace)
 
 
 def test_check_trace_command_prices_a_trace(

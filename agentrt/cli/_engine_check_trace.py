@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from agentrt.engine._step_trace import StepTrace
+from agentrt.engine._step_trace import load_steps
 from agentrt.engine._step_trace_check import check_trace
 from agentrt.engine._twin_build import TwinOverrides, twin_options
 
@@ -33,7 +33,7 @@ def add_check_trace_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        steps = StepTrace.load(args.trace)
+        steps = load_steps(args.trace)
         options = twin_options(
             args.profile, TwinOverrides(model=args.model, tensor_parallel=args.tensor_parallel)
         )

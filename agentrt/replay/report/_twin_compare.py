@@ -19,7 +19,6 @@ agree by chance only. With repeats, medians pool every repeat's requests.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -103,15 +102,13 @@ def _ftr_values(report: Mapping[str, Any]) -> dict[tuple[str, float], FtrValues]
     return out
 
 
-def _change_interval(mine: FtrValues, base: FtrValues) -> Interval | None:
-    """The interval of ``mine``'s median FTR over ``base``'s, paired by repeat and request."""
-    pooled_mine = [v for vals in mine.values() for v in vals.values()]
-    pooled_base = [v for vals in base.values() for v in vals.values()]
-    if not pooled_mine or not pooled_base:
+def _change_interval(point: float, mine: FtrValues, base: FtrValues) -> Interval | None:
+    """The interval of ``mine``'s median FTR over ``base``'s (``point``: that ratio),
+    paired by repeat and request."""
+    if not any(mine.values()) or not any(base.values()):
         return None
     ids = sorted({i for vals in (*mine.values(), *base.values()) for i in vals})
     draws = make_draws(sorted(set(mine) | set(base)), ids)
-    point = statistics.median(pooled_mine) / statistics.median(pooled_base)
     return ratio_interval(point, draws, mine, base)
 
 
@@ -145,9 +142,10 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
     cells = []
     for mode, load in keys:
         rs, ts = r_runs[(mode, load)], t_runs[(mode, load)]
+        real_change = change(r_runs, mode, load)
         iv = None
-        if mode != base and (mode, load) in values and (base, load) in values:
-            iv = _change_interval(values[(mode, load)], values[(base, load)])
+        if real_change is not None and (mode, load) in values and (base, load) in values:
+            iv = _change_interval(real_change + 1, values[(mode, load)], values[(base, load)])
         cells.append(
             Cell(
                 mode,
@@ -156,7 +154,7 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
                 ftr(t_runs, (mode, load)),
                 rs.get("hit_rate"),
                 ts.get("hit_rate"),
-                change(r_runs, mode, load),
+                real_change,
                 change(t_runs, mode, load),
                 None if iv is None else iv.low - 1,
                 None if iv is None else iv.high - 1,
