@@ -10,12 +10,13 @@
 #
 # Needs a quiet machine: the profile and the real replays are wall-clock measurements
 # (the twin's runs are simulated and do not care). Every real-engine step takes the
-# shared engine lock. Duration on the 2-core machine: ~70 minutes of real replays (as
-# scripts/results.sh) plus ~10 minutes of profile; the twin runs take a few minutes.
+# shared engine lock. Duration on the 2-core machine: ~100 minutes of real replays (eight
+# modes, three repeats) plus ~10 minutes of profile; the twin runs take a few minutes.
 #
 # Environment: PYTHON (default .venv/bin/python), OUT (default runs/twin-validation),
-# WEKA_DIR, SEED (0), MODES (all seven), WEB_RATES (0.25,0.5,1), WEKA_RATES (0.2,0.4,0.8),
-# REPEATS (2; the real replays take REPEATS times as long),
+# WEKA_DIR, SEED (0), MODES (all seven, then baseline_again: the A/A control whose change
+# is the machine's run-to-run noise), WEB_RATES (0.25,0.5,1), WEKA_RATES (0.2,0.4,0.8),
+# REPEATS (3; the real replays take REPEATS times as long),
 # WEB_REQUESTS (16), WEKA_REQUESTS (8), PROFILE (an existing profile: skip step 1),
 # QUICK=1 (a quick profile grid), LOCK (default /work/wt/engine.lock; "none" for no lock),
 # SMOKE=1 (a smoke test of the script itself, ~10 minutes here: a quick profile, modes
@@ -34,7 +35,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-runs/twin-validation}
 WEKA_DIR=${WEKA_DIR:-/work/shared/traces/weka-claude-code}
 SEED=${SEED:-0}
-MODES=${MODES:-baseline,token_log,stream_tools,split_prefill,cache_hints,run_priority,all}
+MODES=${MODES:-baseline,token_log,stream_tools,split_prefill,cache_hints,run_priority,all,baseline_again}
 WEB_RATES=${WEB_RATES:-0.25,0.5,1}
 WEKA_RATES=${WEKA_RATES:-0.2,0.4,0.8}
 WEB_REQUESTS=${WEB_REQUESTS:-16}
@@ -48,7 +49,7 @@ locked() {
 
 mkdir -p "$OUT"
 ENGINE=(--block-size 32 --max-model-len 2560)
-REPEATS=${REPEATS:-2}
+REPEATS=${REPEATS:-3}
 # Repeats: each draws its own arrivals (the twin replays the same draws). A switch's real
 # effect is judged against the run-to-run noise they show (see _twin_compare).
 COMMON=(--modes "$MODES" --seed "$SEED" --ftr-target-factor 1.25 --run-timeout 200 --no-plots

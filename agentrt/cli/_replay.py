@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from agentrt.engine import EngineError, TimingModel
 from agentrt.replay.run._plan import build_plan
 from agentrt.replay.run._sources import (
+    CONTROL_MODE,
     MODE_NAMES,
     EngineSource,
     Load,
@@ -36,7 +37,7 @@ from agentrt.replay.run._sources import (
     RecordedLoad,
     ScriptedSource,
     SharedSource,
-    mode_switches,
+    replay_mode,
 )
 
 from ._replay_report import replay_source, write_replay_report
@@ -151,8 +152,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         "--modes",
         type=_list(str),
         default=list(MODE_NAMES),
-        help=f"comma-separated, from {','.join(MODE_NAMES)}, or all-<switch> to leave one out "
-        "(default: all of them)",
+        help=f"comma-separated, from {','.join(MODE_NAMES)}, all-<switch> to leave one out, "
+        f"or {CONTROL_MODE} (the baseline again, last: an A/A control of run-to-run noise) "
+        "(default: the first seven)",
     )
     loads = run.add_mutually_exclusive_group()
     loads.add_argument(
@@ -307,7 +309,7 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
 
 async def _run(args: argparse.Namespace) -> int:
     check_replica_arguments(args)
-    modes = [mode_switches(m) for m in args.modes]
+    modes = [replay_mode(m) for m in args.modes]
     trace = load_source(args)
     loads = _loads(args)
     if args.engine == "twin" and args.router:

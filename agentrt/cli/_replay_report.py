@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentrt._agent import Switches
 from agentrt.replay.report._intervals import pooled_runs
 from agentrt.replay.report._report import ReportFiles, write_report
 from agentrt.replay.report._results import ReplayRun
 from agentrt.replay.run._driver import Deadlines, default_ftr_target, replay_all
 from agentrt.replay.run._plan import ReplayPlan, tool_latency_summary
-from agentrt.replay.run._sources import EngineSource, Load
+from agentrt.replay.run._sources import EngineSource, Load, ReplayMode
 from agentrt.replay.trace._trace import Trace
 
 from ._progress import ProgressBar
@@ -26,7 +25,7 @@ from ._progress import ProgressBar
 async def replay_source(
     args: argparse.Namespace,
     plan: ReplayPlan,
-    modes: Sequence[Switches],
+    modes: Sequence[ReplayMode],
     loads: Sequence[Load],
     source: EngineSource,
 ) -> list[ReplayRun]:

@@ -15,10 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from agentrt._agent import Switches
 from agentrt.replay.report._routers import RouterRow, router_rows, write_routers
 from agentrt.replay.run._plan import ReplayPlan, build_plan
-from agentrt.replay.run._sources import Load
+from agentrt.replay.run._sources import Load, ReplayMode
 from agentrt.replay.trace._trace import Trace
 
 from ._replay_report import ftr_target, replay_source, write_replay_report
@@ -26,7 +25,7 @@ from ._replay_twin import twin_source
 
 
 async def run_routers(
-    args: argparse.Namespace, trace: Trace, modes: Sequence[Switches], loads: Sequence[Load]
+    args: argparse.Namespace, trace: Trace, modes: Sequence[ReplayMode], loads: Sequence[Load]
 ) -> int:
     """Replay ``trace`` once per policy in ``args.router``; write every report."""
     plan: ReplayPlan | None = None

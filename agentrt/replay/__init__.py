@@ -34,14 +34,17 @@ from .run._plan import PlanStats, ReplayPlan, RequestPlan, build_plan
 from .run._replay_engine import ReplayEngine, ReplayMismatchError
 from .run._replay_tools import ToolReply, replay_tools
 from .run._sources import (
+    CONTROL_MODE,
     MODE_NAMES,
     EngineSource,
     Load,
     PoissonLoad,
     RecordedLoad,
+    ReplayMode,
     ScriptedSource,
     SharedSource,
     mode_switches,
+    replay_mode,
 )
 from .run._vocab import StableVocab, VocabularyError, stable_vocab
 from .trace._arrivals import (
@@ -70,6 +73,7 @@ from .trace._tokens import content_token_ids
 from .trace._trace import Trace, TraceError, dump_trace, load_trace
 
 __all__ = [
+    "CONTROL_MODE",
     "MODE_NAMES",
     "SCHEMA_ID",
     "Call",
@@ -88,6 +92,7 @@ __all__ = [
     "RecordedLoad",
     "ReplayEngine",
     "ReplayMismatchError",
+    "ReplayMode",
     "ReplayPlan",
     "ReplayRun",
     "ReportFiles",
@@ -129,6 +134,7 @@ __all__ = [
     "poisson_arrivals",
     "recorded_arrivals",
     "replay_all",
+    "replay_mode",
     "replay_run",
     "replay_tools",
     "stable_vocab",

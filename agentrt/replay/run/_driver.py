@@ -32,7 +32,7 @@ from ..report._summary import summarize
 from ._plan import ReplayPlan, RequestPlan
 from ._replay_engine import ReplayEngine
 from ._replay_tools import replay_tools
-from ._sources import EngineSource, Load, PoissonLoad
+from ._sources import EngineSource, Load, PoissonLoad, ReplayMode
 
 
 class Progress(Protocol):
@@ -57,7 +57,7 @@ class Deadlines:
 
 async def replay_run(
     plan: ReplayPlan,
-    mode: Switches,
+    mode: Switches | ReplayMode,
     load: Load,
     engine: Engine,
     *,
@@ -76,11 +76,12 @@ async def replay_run(
         the engine's prefix-cache counters over the run.
     """
     offered = load.offered(plan)  # raises before any work when the load is meaningless
+    mode = mode if isinstance(mode, ReplayMode) else ReplayMode.of(mode)
     run = _Run(plan, mode, engine)
     arrivals = load.arrivals(plan)
     before = await _cache_counters(engine)
     if progress is not None:
-        progress.start(f"{mode.label()} @ {_load_label(load)}", len(plan.requests))
+        progress.start(f"{mode.name} @ {_load_label(load)}", len(plan.requests))
     t0 = now()
     records: list[RequestRecord | None] = [None] * len(plan.requests)
 
@@ -108,7 +109,7 @@ async def replay_run(
         if r is not None
         else RequestRecord(
             plan.requests[i].request_id,
-            mode.label(),
+            mode.name,
             t0 + arrivals[i],
             (),
             error="not started: the run timed out",
@@ -123,7 +124,7 @@ async def replay_run(
         tbt_deadline_s=deadlines.tbt_s,
     )
     config: dict[str, Any] = {
-        "switches": dataclasses.asdict(mode),
+        "switches": dataclasses.asdict(mode.switches),
         "load": dataclasses.asdict(load),
         "wall_s": now() - t0,
     }
@@ -135,12 +136,12 @@ async def replay_run(
     facts = getattr(engine, "run_facts", None)  # engines with more to say (twin replicas)
     if callable(facts):
         config["engine_facts"] = facts()
-    return ReplayRun(mode.label(), offered, summary, tuple(done), config)
+    return ReplayRun(mode.name, offered, summary, tuple(done), config)
 
 
 async def replay_all(
     plan: ReplayPlan,
-    modes: Sequence[Switches],
+    modes: Sequence[Switches | ReplayMode],
     loads: Sequence[Load],
     source: EngineSource,
     *,
@@ -189,7 +190,7 @@ def redrawn(load: Load, repeat: int) -> Load:
 class _Run:
     """One (mode, load) run: the proxy engine, the tools and the agent per request."""
 
-    def __init__(self, plan: ReplayPlan, mode: Switches, engine: Engine) -> None:
+    def __init__(self, plan: ReplayPlan, mode: ReplayMode, engine: Engine) -> None:
         self.plan = plan
         self.mode = mode
         self.proxy = ReplayEngine(engine)
@@ -208,7 +209,7 @@ class _Run:
             tools=self.tools,
             engine=self.proxy,
             name="replay",
-            switches=self.mode,
+            switches=self.mode.switches,
             constrain_calls=False,
             max_iterations=req.n_calls,
             sampling=self.sampling,
@@ -243,7 +244,7 @@ class _Run:
             finals = [c for c in calls if c.kind == "generate"]
             sink[index] = RequestRecord(
                 request_id=req.request_id,
-                mode=self.mode.label(),
+                mode=self.mode.name,
                 arrival_t=arrival_t,
                 calls=tuple(c.record() for c in calls),
                 tools=tuple(tools),

@@ -24,6 +24,39 @@ from ._plan import ReplayPlan
 
 SWITCH_NAMES = ("token_log", "stream_tools", "split_prefill", "cache_hints", "run_priority")
 MODE_NAMES = ("baseline", *SWITCH_NAMES, "all")
+CONTROL_MODE = "baseline_again"
+"""The A/A control: the baseline's switches under another name. Run after the other modes,
+its change against the baseline is the run-to-run noise of the machine (drift included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayMode:
+    """A mode's name (what its runs are labelled) and its switches.
+
+    Invariant: ``name == switches.label()`` except for the control, which differs from the
+    baseline in name only.
+    """
+
+    name: str
+    switches: Switches
+
+    @classmethod
+    def of(cls, switches: Switches) -> ReplayMode:
+        return cls(switches.label(), switches)
+
+
+def replay_mode(name: str) -> ReplayMode:
+    """:func:`mode_switches` under its label, or the A/A control (:data:`CONTROL_MODE`).
+
+    Raises:
+        ValueError: an unknown mode name.
+    """
+    if name == CONTROL_MODE:
+        return ReplayMode(CONTROL_MODE, Switches.baseline())
+    try:
+        return ReplayMode.of(mode_switches(name))
+    except ValueError as e:
+        raise ValueError(f"{e}, or {CONTROL_MODE} (the A/A control)") from None
 
 
 def mode_switches(name: str) -> Switches:
