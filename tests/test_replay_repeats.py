@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agentrt._agent import Switches
 from agentrt.cli._replay import add_arguments, main
 from agentrt.engine import TimingModel
 from agentrt.replay import load_trace
@@ -17,11 +18,18 @@ from agentrt.replay.report._intervals import Interval, pooled_runs, repeat_cells
 from agentrt.replay.report._page import render_page
 from agentrt.replay.report._records import CallRecord, RequestRecord
 from agentrt.replay.report._report import write_report
-from agentrt.replay.report._results import ReplayRun
+from agentrt.replay.report._results import CONTROL_MODE, ReplayRun
 from agentrt.replay.report._summary import summarize
 from agentrt.replay.run._driver import redrawn, replay_all
 from agentrt.replay.run._plan import build_plan
-from agentrt.replay.run._sources import PoissonLoad, RecordedLoad, ScriptedSource, mode_switches
+from agentrt.replay.run._sources import (
+    PoissonLoad,
+    RecordedLoad,
+    ReplayMode,
+    ScriptedSource,
+    mode_switches,
+    replay_mode,
+)
 from agentrt.testing import run_virtual
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
@@ -152,3 +160,13 @@ def test_results_page_headline_shows_the_ratio_interval(tmp_path: Path) -> None:
     write_report(runs, tmp_path / "ws", ftr_target_s=10.0, plots=False)
     page = render_page([tmp_path / "ws"], tmp_path / "RESULTS.md")
     assert "| ws | all | ≥ 1.00 | ? 1.00x | 1 | 1.75 | 0.50x [0.50, 0.50] |" in page
+
+
+def test_the_a_a_control_is_the_baseline_under_its_own_name() -> None:
+    control = replay_mode(CONTROL_MODE)
+    assert control.name == "baseline_again" and control.switches == Switches.baseline()
+    assert replay_mode("all-run_priority") == ReplayMode(
+        "all-run_priority", mode_switches("all-run_priority")
+    )
+    with pytest.raises(ValueError, match="baseline_again"):
+        replay_mode("baseline-again")

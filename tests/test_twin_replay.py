@@ -6,6 +6,7 @@ byte tokenizer), so these run without any engine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,41 @@ def test_twin_section_replaces_itself_and_keeps_the_page(reports: Path) -> None:
     assert "(small/twin_ftr_vs_load.png)" in text
     assert (reports / "small" / "twin_ftr_vs_load.png").is_file()
     assert replace_section("x\n", f"{BEGIN}\nnew\n{END}\n") == f"x\n\n{BEGIN}\nnew\n{END}\n"
+
+
+def test_the_a_a_control_band_tells_noise_from_an_effect() -> None:
+    # Real +10%, its bootstrap interval excluding 0 (the bootstrap cannot see a run that
+    # ran slow as a whole), the twin at 0. The baseline run again moved by 12%: noise.
+    within = Cell("cache_hints", 1, 11, 10, None, None, 0.10, 0.0, 0.01, 0.17, 0.12)
+    assert within.same_sign is False and within.agrees is True
+    # The same change where the control moved by 5% only: an effect the twin missed.
+    beyond = dataclasses.replace(within, noise_band=0.05)
+    assert beyond.agrees is False and not passes([beyond], 0.15)
+    # A twin change outside the band is not noise either.
+    assert dataclasses.replace(within, twin_change=-0.13).agrees is False
+    # The control is the yardstick, not judged for agreement.
+    control = Cell("baseline_again", 1, 10.5, 10, None, None, 0.05, 0.0, None, None, 0.05, True)
+    assert control.agrees is None and passes([control], 0.15)
+    assert "| A/A |" in render([control], 0.15, "t")
+
+
+def test_the_control_replays_the_baseline_and_its_real_change_sets_the_band(
+    profile: Path, tmp_path: Path
+) -> None:
+    twin = replay(profile, tmp_path / "aa", "--modes", "baseline,all,baseline_again")
+    assert [r["mode"] for r in twin["runs"]][:3] == ["baseline", "all", "baseline_again"]
+    # The deterministic twin runs the control as the baseline (to the float: its clock
+    # starts elsewhere).
+    cells = compare(twin, twin)
+    controls = [c for c in cells if c.control]
+    assert [c.load for c in controls] == [0.5, 2.0]
+    assert all(abs(c.twin_change or 1) < 1e-9 for c in controls)
+    assert all(c.noise_band is not None and c.noise_band < 1e-9 for c in cells)
+    # A real engine whose control ran 8% slow at one load and 3% fast at the other.
+    real = json.loads(json.dumps(twin))
+    for run in real["runs"]:
+        if run["mode"] == "baseline_again":
+            run["summary"]["ftr_p50_s"] *= 1.08 if run["load"] == 0.5 else 0.97
+    cells = compare(real, twin)
+    assert {round(c.noise_band or 0, 6) for c in cells} == {0.08}
+    assert "noise band is ±8.0%" in render(cells, 0.15, "t")

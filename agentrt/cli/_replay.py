@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentrt.engine import EngineError, TimingModel
+from agentrt.replay.report._results import CONTROL_MODE
 from agentrt.replay.run._plan import build_plan
 from agentrt.replay.run._sources import (
-    CONTROL_MODE,
     MODE_NAMES,
     EngineSource,
     Load,

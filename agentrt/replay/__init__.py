@@ -26,7 +26,7 @@ from .report._metrics import (
 )
 from .report._records import CallKind, CallRecord, RequestRecord, ToolRecord
 from .report._report import ReportFiles, machine_info, write_report
-from .report._results import Ratio, ReplayRun, TargetRow, target_table
+from .report._results import CONTROL_MODE, Ratio, ReplayRun, TargetRow, target_table
 from .report._summary import RunSummary, summarize
 from .run._driver import Deadlines, default_ftr_target, replay_all, replay_run
 from .run._layout import ForcedOutput, LayoutError
@@ -34,7 +34,6 @@ from .run._plan import PlanStats, ReplayPlan, RequestPlan, build_plan
 from .run._replay_engine import ReplayEngine, ReplayMismatchError
 from .run._replay_tools import ToolReply, replay_tools
 from .run._sources import (
-    CONTROL_MODE,
     MODE_NAMES,
     EngineSource,
     Load,

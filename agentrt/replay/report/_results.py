@@ -11,6 +11,10 @@ from ._metrics import LoadAtTarget, load_at_target
 from ._records import RequestRecord
 from ._summary import RunSummary
 
+CONTROL_MODE = "baseline_again"
+"""The A/A control: the baseline's switches under another name. Run after the other modes,
+its change against the baseline is the run-to-run noise of the machine (drift included)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayRun:

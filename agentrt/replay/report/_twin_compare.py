@@ -9,11 +9,23 @@ agree. KV hit rates are shown beside them. ``--check`` exits 1 when a criterion 
 
 When do two changes agree? When they have the same sign, or when the real engine cannot
 tell the mode from the baseline and the twin's change is one the real engine could have
-measured: the real change's 95% interval (a paired bootstrap over repeats and requests,
-``_intervals``) holds both 0 and the twin's change. A switch that does nothing on this
-workload (``token_log`` when no prompt diverges) moves the real engine's median by its
-run-to-run noise, up to ±13% on 2 cores, and the twin's by exactly 0: their signs
-agree by chance only. With repeats, medians pool every repeat's requests.
+measured. A switch that does nothing on this workload (``token_log`` when no prompt
+diverges) moves the real engine's median by its run-to-run noise, up to ±13% on 2 cores,
+and the twin's by exactly 0: their signs agree by chance only. Two yardsticks tell a
+change from noise, and either suffices:
+
+- the real change's 95% interval (a paired bootstrap over repeats and requests,
+  ``_intervals``) holds 0, and the twin's change lies inside it;
+- the A/A control: when the real replay ran ``baseline_again`` (the baseline's switches
+  under another name, run after every other mode of each repeat), its change against the
+  baseline is what "no effect" measures on this machine, drift included. The noise band is
+  the largest such change over the workload's loads; a real change within the band is
+  noise, and a twin change within it agrees. The bootstrap cannot see this noise: it
+  resamples requests, while a slower machine slows a whole run.
+
+The control's own cells are the yardstick and are not judged for agreement (the twin, being
+deterministic, must show exactly 0 there). With repeats, medians pool every repeat's
+requests.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from typing import Any
 import orjson
 
 from ._intervals import Interval, make_draws, ratio_interval
+from ._results import CONTROL_MODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,9 @@ class Cell:
     twin_change: float | None = None
     real_change_low: float | None = None
     real_change_high: float | None = None
+    noise_band: float | None = None
+    """The largest |change| of the A/A control over the workload's loads (None: no control)."""
+    control: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -63,15 +79,19 @@ class Cell:
 
     @property
     def agrees(self) -> bool | None:
-        """Same sign, or a real change indistinguishable from 0 whose interval holds the
-        twin's (see the module docstring). None for the baseline itself."""
+        """Same sign, or a real change indistinguishable from noise by either yardstick
+        (see the module docstring) and a twin change inside it. None for the baseline and
+        for the A/A control."""
         same = self.same_sign
-        if same is None or same:
-            return same
-        lo, hi, twin = self.real_change_low, self.real_change_high, self.twin_change
-        if lo is None or hi is None or twin is None:
-            return False
-        return lo <= 0 <= hi and lo <= twin <= hi
+        if self.control or same is None or same:
+            return None if self.control else same
+        real, twin = self.real_change, self.twin_change
+        assert real is not None and twin is not None  # same_sign is not None
+        lo, hi = self.real_change_low, self.real_change_high
+        if lo is not None and hi is not None and lo <= 0 <= hi and lo <= twin <= hi:
+            return True
+        band = self.noise_band
+        return band is not None and abs(real) <= band and abs(twin) <= band
 
 
 def _sign(x: float) -> int:
@@ -139,6 +159,9 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
         return mine / ref - 1
 
     values = _ftr_values(real)
+    controls = [change(r_runs, CONTROL_MODE, load) for mode, load in keys if mode == CONTROL_MODE]
+    noise = [abs(c) for c in controls if c is not None]
+    band = max(noise) if noise else None
     cells = []
     for mode, load in keys:
         rs, ts = r_runs[(mode, load)], t_runs[(mode, load)]
@@ -158,6 +181,8 @@ def compare(real: Mapping[str, Any], twin: Mapping[str, Any]) -> list[Cell]:
                 change(t_runs, mode, load),
                 None if iv is None else iv.low - 1,
                 None if iv is None else iv.high - 1,
+                band,
+                mode == CONTROL_MODE,
             )
         )
     return cells
@@ -175,8 +200,10 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
         f"Median FTR of the real engine and of its twin (simulated) per mode and load; the "
         f"twin must be within {tolerance:.0%} of the real engine, and every mode's change "
         "against the baseline must agree: the same sign on both, or, where the real "
-        "engine's 95% interval holds 0, a twin change inside that interval (~: agrees "
-        "within the real engine's noise).",
+        "engine cannot tell the change from noise (its 95% interval holds 0, or it lies "
+        "within the A/A control's band), a twin change inside that interval or band (~: "
+        "agrees within the real engine's noise). A/A: the control, the baseline run again "
+        "after the other modes.",
         "",
         "| mode | load (req/s) | real FTR p50 (s) | twin FTR p50 (s) | twin / real "
         "| real vs baseline [95%] | twin vs baseline | agrees | real KV hit | twin KV hit |",
@@ -187,6 +214,8 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
         mark = {None: "", True: "✓", False: "✗"}[c.same_sign]
         if c.same_sign is False and c.agrees:
             mark = "~"
+        if c.control:
+            mark = "A/A"
         interval = ""
         if c.real_change_low is not None and c.real_change_high is not None:
             interval = f" [{c.real_change_low:+.1%}, {c.real_change_high:+.1%}]"
@@ -200,9 +229,19 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
     signed = [c for c in cells if c.agrees is not None]
     same = sum(bool(c.same_sign) for c in signed)
     agree = sum(bool(c.agrees) for c in signed)
+    bands = {c.noise_band for c in cells if c.noise_band is not None}
+    twin_control = max((abs(c.twin_change or 0) for c in cells if c.control), default=0.0)
+    noise = (
+        f"A/A control: the real engine's run-to-run noise band is ±{max(bands):.1%} (the "
+        "largest change of the baseline run again, over the loads); the twin's control "
+        f"changes by at most {twin_control:.1%}. "
+        if bands
+        else ""
+    )
     lines += [
         "",
-        f"Within {tolerance:.0%}: {within}/{len(cells)} cells; changes against the baseline "
+        noise
+        + f"Within {tolerance:.0%}: {within}/{len(cells)} cells; changes against the baseline "
         f"agree: {agree}/{len(signed)} ({same} with the same sign). Verdict: "
         + ("**pass**" if passes(cells, tolerance) else "**fail**"),
     ]

@@ -19,14 +19,12 @@ from agentrt.engine import (
     TimingModel,
 )
 
+from ..report._results import CONTROL_MODE
 from ..trace._arrivals import poisson_arrivals
 from ._plan import ReplayPlan
 
 SWITCH_NAMES = ("token_log", "stream_tools", "split_prefill", "cache_hints", "run_priority")
 MODE_NAMES = ("baseline", *SWITCH_NAMES, "all")
-CONTROL_MODE = "baseline_again"
-"""The A/A control: the baseline's switches under another name. Run after the other modes,
-its change against the baseline is the run-to-run noise of the machine (drift included)."""
 
 
 @dataclass(frozen=True, slots=True)
