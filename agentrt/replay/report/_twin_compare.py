@@ -229,13 +229,13 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
     signed = [c for c in cells if c.agrees is not None]
     same = sum(bool(c.same_sign) for c in signed)
     agree = sum(bool(c.agrees) for c in signed)
-    bands = {c.noise_band for c in cells if c.noise_band is not None}
+    band = max((c.noise_band for c in cells if c.noise_band is not None), default=None)
     twin_control = max((abs(c.twin_change or 0) for c in cells if c.control), default=0.0)
     noise = (
-        f"A/A control: the real engine's run-to-run noise band is ±{max(bands):.1%} (the "
+        f"A/A control: the real engine's run-to-run noise band is ±{band:.1%} (the "
         "largest change of the baseline run again, over the loads); the twin's control "
         f"changes by at most {twin_control:.1%}. "
-        if bands
+        if band is not None
         else ""
     )
     lines += [
