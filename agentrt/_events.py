@@ -8,6 +8,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentrt.engine import TokenLogprob
+
 from ._executor import ToolCallId, ToolResult
 from ._records import IterationRecord, RunId, RunResult
 
@@ -21,12 +23,15 @@ class RunStarted:
 
 @dataclass(frozen=True, slots=True)
 class TokenEvent:
-    """Decoded text of one engine delta (tool-call markup included, as the model wrote it)."""
+    """Decoded text of one engine delta (tool-call markup included, as the model wrote it).
+    ``logprobs``: one per token of ``token_ids`` when the request asked for them, else
+    empty."""
 
     iteration: int
     text: str
     token_ids: tuple[int, ...]
     t: float
+    logprobs: tuple[TokenLogprob, ...] = ()
     kind: Literal["token"] = "token"
 
 

@@ -139,7 +139,7 @@ async def stream_response(
                 if final_known:
                     emit(FinalAnswerStarted(iteration, delta.t))
             token_ids.extend(delta.token_ids)
-            emit(TokenEvent(iteration, delta.text, delta.token_ids, delta.t))
+            emit(TokenEvent(iteration, delta.text, delta.token_ids, delta.t, delta.logprobs or ()))
             if delta.text:
                 take(reader.feed(delta.text), delta.t)
             if delta.stats is not None:

@@ -20,8 +20,9 @@ import orjson
 
 from ._base import EngineBase
 from ._clock import now
-from ._constraints import structured_outputs_args
+from ._constraints import structural_tag_args, structured_outputs_args
 from ._http_sampling import completion_logprobs, sampling_body
+from ._jump_forward import HeadOnce, Jump, engine_jump
 from ._prom import parse_prometheus
 from ._protocol import EngineError
 from ._replicas import RouterLink, server_stats, session_headers, sum_stats
@@ -57,11 +58,17 @@ class HTTPEngine(EngineBase):
         info: EngineInfo,
         num_blocks: int,
         router: RouterLink | None = None,
+        *,
+        jump_forward: bool = True,
     ) -> None:
         super().__init__(tokenizer, info)
         self._client = client
         self._num_blocks = num_blocks
         self.router = router
+        self.jump_forward = jump_forward
+        """Prefill a forced call's fixed head instead of decoding it (``_jump_forward``)."""
+        self.jumped_tokens = 0
+        """Output tokens prefilled instead of decoded by jump-forward."""
 
     @classmethod
     async def connect(
@@ -72,6 +79,7 @@ class HTTPEngine(EngineBase):
         tokenizer: str | Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 600.0,
+        jump_forward: bool = True,
     ) -> HTTPEngine:
         """Connect to a server and learn its model, context length and tokenizer.
 
@@ -110,7 +118,13 @@ class HTTPEngine(EngineBase):
             backend="http",
         )
         router = await RouterLink.detect(client)
-        return cls(client, chat_tok, info, int(extra.get("num_blocks") or 0), router)
+        num_blocks = int(extra.get("num_blocks") or 0)
+        return cls(client, chat_tok, info, num_blocks, router, jump_forward=jump_forward)
+
+    def _jump(self, request: GenerateRequest) -> Jump | None:
+        if not self.jump_forward:
+            return None
+        return engine_jump(request, self.tokenizer.encode_text, self._info.max_model_len)
 
     def _body(self, request: GenerateRequest, rid: RequestId) -> dict[str, Any]:
         s = request.sampling
@@ -161,8 +175,14 @@ class HTTPEngine(EngineBase):
         pending: TokenDelta | None = None
         done = False
         top = request.sampling.logprobs
+        jump = self._jump(request)
+        body = self._body(jump.engine_request(request) if jump is not None else request, rid)
+        if jump is not None:
+            body["structured_outputs"] = structural_tag_args(jump.rest)
+            self.jumped_tokens += len(jump.head)
+        head = HeadOnce(jump)  # the jumped head is output to the caller
         async with _completions_stream(
-            self._client, self._body(request, rid), session_headers(request.session)
+            self._client, body, session_headers(request.session)
         ) as resp:
             if resp.status_code != 200:
                 await resp.aread()
@@ -180,10 +200,13 @@ class HTTPEngine(EngineBase):
                 usage = chunk.get("usage")
                 if usage:
                     details = usage.get("prompt_tokens_details") or {}
-                    cached = int(details.get("cached_tokens") or 0)
+                    # A jumped head is output, not prompt: its cached KV is not counted.
+                    cached = min(int(details.get("cached_tokens") or 0), len(request.prompt))
                 for choice in chunk.get("choices") or []:
                     t = now()
                     ids = tuple(choice.get("token_ids") or ())
+                    lps = completion_logprobs(choice.get("logprobs"), ids, top)
+                    ids, text = head.apply(ids, choice.get("text") or "")
                     if ids and first is None:
                         first = t
                     n_out += len(ids)
@@ -194,8 +217,7 @@ class HTTPEngine(EngineBase):
                     # Hold one delta back: the last one must carry the stats (usage comes after).
                     if pending is not None:
                         yield pending
-                    lps = completion_logprobs(choice.get("logprobs"), ids, top)
-                    pending = TokenDelta(ids, choice.get("text") or "", t, logprobs=lps)
+                    pending = TokenDelta(ids, text, t, logprobs=lps)
         if not done:
             # vLLM always ends a stream with [DONE]; a stream cut short means the server
             # (or, behind a router, the replica serving the request) went away mid-answer.

@@ -16,6 +16,10 @@ every format whose grammar is built from the shared pieces, and absent (no jump)
 shape it does not recognise. Requests whose sampling depends on output tokens being
 generated (logprobs, presence/frequency penalties, stop strings or stop tokens inside
 the head) are left alone, as are forced outputs (replays).
+
+Both engines that hold a grammar backend jump the same way: the embedded ``VLLMEngine``
+and ``HTTPEngine`` (the head goes to the server's completions endpoint as prompt tokens,
+the rest as its structural tag). Each asks ``engine_jump`` and emits with ``HeadOnce``.
 """
 
 from __future__ import annotations
@@ -123,6 +127,33 @@ def _sequence(parts: Sequence[Fmt]) -> Fmt | None:
     if len(parts) == 1:
         return parts[0]
     return {"type": "sequence", "elements": list(parts)}
+
+
+def engine_jump(
+    request: GenerateRequest, encode: Callable[[str], Sequence[int]], max_model_len: int
+) -> Jump | None:
+    """``plan_jump``, unless the head would fill the context (the engine then decodes it
+    and cuts the response as it would without a jump)."""
+    jump = plan_jump(request, encode)
+    if jump is None or len(request.prompt) + len(jump.head) >= max_model_len:
+        return None
+    return jump
+
+
+class HeadOnce:
+    """Puts a jump's head in front of the first delta that carries tokens: the caller sees
+    it as output, with the first decoded token (so time to first token includes the
+    prefill). Never on a delta without tokens (an abort or error before the first one)."""
+
+    def __init__(self, jump: Jump | None) -> None:
+        self._ids, self._text = (jump.head, jump.head_text) if jump is not None else ((), "")
+
+    def apply(self, ids: tuple[int, ...], text: str) -> tuple[tuple[int, ...], str]:
+        if not self._ids or not ids:
+            return ids, text
+        out = (*self._ids, *ids), self._text + text
+        self._ids, self._text = (), ""
+        return out
 
 
 def plan_jump(request: GenerateRequest, encode: Callable[[str], Sequence[int]]) -> Jump | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._base import EngineBase
 from ._clock import now
 from ._constraints import structural_tag_args, structured_outputs_args
-from ._jump_forward import Jump, plan_jump
+from ._jump_forward import HeadOnce, Jump, engine_jump
 from ._model import resolve_model
 from ._process_exit import unwind_on_sigterm
 from ._protocol import EngineError
@@ -62,7 +62,8 @@ class VLLMEngine(EngineBase):
         super().__init__(tokenizer, info)
         self._llm: AsyncLLM | None = llm
         self._queries0, self._hits0 = self._prefix_counters()
-        self._jump_forward = jump_forward
+        self.jump_forward = jump_forward
+        """Prefill a forced call's fixed head instead of decoding it (``_jump_forward``)."""
         self.jumped_tokens = 0
         """Output tokens prefilled instead of decoded by jump-forward (``_jump_forward``)."""
 
@@ -102,12 +103,9 @@ class VLLMEngine(EngineBase):
         return self._llm
 
     def _jump(self, request: GenerateRequest) -> Jump | None:
-        if not self._jump_forward:
+        if not self.jump_forward:
             return None
-        jump = plan_jump(request, self.tokenizer.encode_text)
-        if jump is None or len(request.prompt) + len(jump.head) >= self._info.max_model_len:
-            return None
-        return jump
+        return engine_jump(request, self.tokenizer.encode_text, self._info.max_model_len)
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[TokenDelta, None]:
         rid = self._accept(request)
@@ -130,8 +128,7 @@ class VLLMEngine(EngineBase):
             hints=self._info.supports_hints,
         )
         prompt = tokens_input(list(sent.prompt), cache_salt=request.cache_salt)
-        # The jumped head is output to the caller: emitted with the first decoded token.
-        head_ids, head_text = (jump.head, jump.head_text) if jump is not None else ((), "")
+        head = HeadOnce(jump)  # the jumped head is output to the caller
         arrival = now()
         first: float | None = None
         n_out = 0
@@ -144,9 +141,7 @@ class VLLMEngine(EngineBase):
                 comp = out.outputs[0]
                 ids, text = tuple(comp.token_ids), comp.text
                 lps = token_logprobs(ids, comp.logprobs, request.sampling.logprobs)
-                if head_ids and ids:  # never on an abort or error before the first token
-                    ids, text = (*head_ids, *ids), head_text + text
-                    head_ids, head_text = (), ""
+                ids, text = head.apply(ids, text)
                 if ids and first is None:
                     first = t
                 n_out += len(ids)

@@ -272,7 +272,7 @@ def main(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerConfig) -> int:
     from agentrt import close_default_engine, resolve_engine
-    from agentrt.engine import Engine, EngineError
+    from agentrt.engine import Engine, EngineError, HTTPEngine
 
     from ._app import create_app
     from ._config import default_model_name
@@ -285,6 +285,8 @@ async def _serve(args: argparse.Namespace, agents: list[Agent], config: ServerCo
         except EngineError as exc:  # e.g. the router or engine at the URL is down
             print(f"agentrt serve: {exc}", file=sys.stderr)
             return 1
+        if isinstance(engine, HTTPEngine):
+            engine.jump_forward = not args.no_jump_forward
     else:
         from agentrt.engine import VLLMEngine
 

@@ -123,8 +123,12 @@ class _Run:
         self.id = new_id("resp")
         self.created = now_s()
         plan = turn.plan
+        tok = turn.conversation.tokenizer
         self.out = OutputBuilder(
-            turn.conversation.tokenizer.tool_format, plan.labels, turn.client_tools
+            tok.tool_format,
+            plan.labels,
+            turn.client_tools,
+            tok.decode if plan.sampling.logprobs is not None else None,
         )
         self.runner = TurnRunner(
             turn.conversation,

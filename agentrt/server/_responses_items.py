@@ -13,12 +13,18 @@ Stream events, as OpenAI documents them: ``response.output_item.added``,
 ``response.mcp_call_arguments.delta``/``.done``, ``response.mcp_call.in_progress``/
 ``.completed``/``.failed``, ``response.output_item.done``; framed by ``response.created``,
 ``response.in_progress`` and ``response.completed`` (or ``.incomplete``/``.failed``).
+
+Log-probabilities (when asked for) are those of the message's text: each token is listed
+once, on the first ``output_text.delta`` written after it arrives, and the message's
+``output_text.done`` and content part list exactly the deltas' tokens. Tokens that write
+no text of a message (tool-call markup, the end-of-sequence token after the last delta)
+are not listed: OpenAI's shape has logprobs on output text only.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -32,8 +38,9 @@ from agentrt._events import (
     ToolFinished,
 )
 from agentrt._executor import ToolOk
-from agentrt.engine import ToolFormat
+from agentrt.engine import TokenLogprob, ToolFormat
 
+from ._chat_logprobs import Decode, content_entries
 from ._chat_output import ChoiceAssembler
 
 Json = dict[str, Any]
@@ -50,15 +57,24 @@ class OutputBuilder:
         tool_format: the format the model writes calls in (its parser strips the markup).
         labels: server-side tool name -> its group label (``mcp_call.server_label``).
         client_tools: names of the client's function tools.
+        decode: token ids to text, given when the request asked for log-probabilities
+            (None: every ``logprobs`` list is empty).
 
     Invariant: ``items`` holds every item announced so far, in announcement order; an
     item's ``output_index`` is its position there.
     """
 
     def __init__(
-        self, tool_format: ToolFormat, labels: Mapping[str, str], client_tools: frozenset[str]
+        self,
+        tool_format: ToolFormat,
+        labels: Mapping[str, str],
+        client_tools: frozenset[str],
+        decode: Decode | None = None,
     ) -> None:
         self.items: list[Json] = []
+        self._decode = decode
+        self._pending: list[TokenLogprob] = []  # arrived, not yet on a delta
+        self._lps: list[Json] = []  # the open message's, in order
         self._format = tool_format
         self._labels = labels
         self._client = client_tools
@@ -82,8 +98,10 @@ class OutputBuilder:
         if isinstance(ev, TokenEvent):
             if self._asm is None:
                 self._asm = ChoiceAssembler(self._format)
+            self._pending.extend(ev.logprobs)
             return self._pieces(self._asm.feed_text(ev.text))
         if isinstance(ev, ToolCallDetected):
+            self._pending.clear()  # the call's markup: no text to carry them
             return [*self._close_message(), *self._call(ev)]
         if isinstance(ev, ToolFinished):
             return self._finished(ev)
@@ -93,6 +111,7 @@ class OutputBuilder:
         if isinstance(ev, IterationFinished):
             out = self._pieces(self._asm.finish()) if self._asm is not None else []
             self._asm = None
+            self._pending.clear()  # after the last text: the end of sequence
             return [*out, *self._close_message()]
         return []
 
@@ -116,13 +135,20 @@ class OutputBuilder:
             self._message = len(self.items)
             self.items.append(item)
             self._text = []
+            self._lps = []
             out.append(
                 self.event("response.output_item.added", output_index=self._message, item=item)
             )
             out.append(self.event("response.content_part.added", **self._at(), part=_part("")))
         self._text.append(text)
-        out.append(self.event("response.output_text.delta", **self._at(), delta=text, logprobs=[]))
+        lps = self._entries(self._pending)
+        self._pending.clear()
+        self._lps.extend(lps)
+        out.append(self.event("response.output_text.delta", **self._at(), delta=text, logprobs=lps))
         return out
+
+    def _entries(self, lps: Sequence[TokenLogprob]) -> list[Json]:
+        return content_entries(lps, self._decode) if self._decode is not None else []
 
     def _at(self) -> Json:
         assert self._message is not None
@@ -139,10 +165,10 @@ class OutputBuilder:
         at = self._at()
         item = self.items[self._message]
         item["status"] = "completed"
-        item["content"] = [_part(text)]
+        item["content"] = [_part(text, self._lps)]
         out = [
-            self.event("response.output_text.done", **at, text=text, logprobs=[]),
-            self.event("response.content_part.done", **at, part=_part(text)),
+            self.event("response.output_text.done", **at, text=text, logprobs=self._lps),
+            self.event("response.content_part.done", **at, part=_part(text, self._lps)),
             self.event("response.output_item.done", output_index=at["output_index"], item=item),
         ]
         self._message = None
@@ -226,8 +252,8 @@ class OutputBuilder:
         ]
 
 
-def _part(text: str) -> Json:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _part(text: str, logprobs: list[Json] | None = None) -> Json:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
 
 
 def usage_of(prompt: int, cached: int, output: int) -> Json:

@@ -66,6 +66,7 @@ class ResponsesRequest(_Strict):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     include: list[str] | None = None
+    top_logprobs: int | None = None
     truncation: str | None = None
     # Known, refused unless neutral (see ``_responses_plan._UNSUPPORTED``).
     background: bool | None = None
@@ -73,7 +74,6 @@ class ResponsesRequest(_Strict):
     prompt: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     max_tool_calls: int | None = None
-    top_logprobs: int | None = None
     service_tier: str | None = None
     prompt_cache_retention: str | None = None
     context_management: list[dict[str, Any]] | None = None

@@ -47,13 +47,13 @@ _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "prompt": (None,),
     "reasoning": (None, {}),
     "max_tool_calls": (None,),
-    "top_logprobs": (None, 0),
     "service_tier": (None, "auto", "default"),
     "prompt_cache_retention": (None,),
     "context_management": (None, []),
     "truncation": (None, "disabled"),
-    "include": (None, []),
 }
+# What ``include`` may list: the one addition this server makes to its output.
+INCLUDE_LOGPROBS = "message.output_text.logprobs"
 _URL_FIELDS = ("server_url", "connector_id", "headers", "authorization")
 
 
@@ -297,4 +297,33 @@ def _sampling(body: ResponsesRequest, default_temperature: float) -> SamplingOpt
             raise APIError(400, f"{name}: out of range: {value}", param=name, code="invalid_value")
     # No limit given: the engine cuts the budget to what the context leaves.
     budget = body.max_output_tokens or 1 << 20
-    return SamplingOptions(max_tokens=budget, temperature=temperature, top_p=top_p)
+    return SamplingOptions(
+        max_tokens=budget, temperature=temperature, top_p=top_p, logprobs=_logprobs(body)
+    )
+
+
+def _logprobs(body: ResponsesRequest) -> int | None:
+    """How many alternatives per token to report (None: no logprobs). OpenAI's switch is
+    ``include: ["message.output_text.logprobs"]``; asking for alternatives with
+    ``top_logprobs`` >= 1 turns them on too (a request that asks for them gets them)."""
+    for i, item in enumerate(body.include or []):
+        if item != INCLUDE_LOGPROBS:
+            where = f"include[{i}]"
+            raise APIError(
+                400,
+                f"{where}: {item!r} is not supported; this server can include only "
+                f"{INCLUDE_LOGPROBS!r}",
+                param=where,
+                code="unsupported_value",
+            )
+    top = body.top_logprobs
+    if top is not None and not 0 <= top <= 20:
+        raise APIError(
+            400,
+            f"top_logprobs: must be in [0, 20], got {top}",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    if INCLUDE_LOGPROBS in (body.include or []) or (top or 0) > 0:
+        return top or 0
+    return None

@@ -261,6 +261,7 @@ def response_body(
         "tool_choice": body.tool_choice if body.tool_choice is not None else plan.tool_choice,
         "tools": body.tools or [],
         "top_p": plan.sampling.top_p,
+        "top_logprobs": body.top_logprobs,
         "truncation": "disabled",
         "usage": usage,
         "user": body.user,
