@@ -82,9 +82,11 @@ class Cell:
         """Same sign, or a real change indistinguishable from noise by either yardstick
         (see the module docstring) and a twin change inside it. None for the baseline and
         for the A/A control."""
+        if self.control:
+            return None
         same = self.same_sign
-        if self.control or same is None or same:
-            return None if self.control else same
+        if same is None or same:
+            return same
         real, twin = self.real_change, self.twin_change
         assert real is not None and twin is not None  # same_sign is not None
         lo, hi = self.real_change_low, self.real_change_high
@@ -229,7 +231,7 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
     signed = [c for c in cells if c.agrees is not None]
     same = sum(bool(c.same_sign) for c in signed)
     agree = sum(bool(c.agrees) for c in signed)
-    band = max((c.noise_band for c in cells if c.noise_band is not None), default=None)
+    band = cells[0].noise_band if cells else None  # one band per workload (``compare``)
     twin_control = max((abs(c.twin_change or 0) for c in cells if c.control), default=0.0)
     noise = (
         f"A/A control: the real engine's run-to-run noise band is ±{band:.1%} (the "
