@@ -56,7 +56,7 @@ class SimKVCache:
         num_blocks: usable blocks (None: unbounded, nothing is ever evicted). They are
             numbered from 1, as vLLM numbers its usable blocks (0 is its null block), so
             the same request sequence gives the same block ids here and in vLLM.
-        use_tiers, pending_cap, pending_ttl_s: the scheduler's ``TierSettings``.
+        use_tiers, pending_cap, pending_ttl_s, live_ttl_s: the scheduler's ``TierSettings``.
         clock: time for SPLIT_PENDING expiry (the event loop's clock by default).
 
     Invariants (vLLM's): a block with ``ref_cnt > 0`` is never in the free queue and
@@ -74,6 +74,7 @@ class SimKVCache:
         use_tiers: bool = True,
         pending_cap: float = 0.5,
         pending_ttl_s: float = 60.0,
+        live_ttl_s: float = 120.0,
         clock: Callable[[], float] = now,
     ) -> None:
         if block_size < 1:
@@ -91,6 +92,7 @@ class SimKVCache:
             use_tiers=use_tiers,
             pending_cap=sys.maxsize if num_blocks is None else int(pending_cap * num_blocks),
             pending_ttl_s=pending_ttl_s,
+            live_ttl_s=live_ttl_s,
             clock=clock,
         )
         self._cached: dict[int, dict[int, SimBlock]] = {}  # hash -> blocks, oldest first

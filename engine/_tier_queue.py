@@ -32,6 +32,14 @@ B = TypeVar("B", bound=FreeBlock)
 
 _PENDING = Tier.SPLIT_PENDING
 
+# Tiers of runs that are still going: their next request returns after its tools, so
+# the run freed most recently returns last (Belady's choice when tool times are alike).
+_LIVE_TIERS = frozenset({Tier.DEFAULT, Tier.TOOL_OUTPUT, Tier.USER_QUERY})
+
+# Heap key within a tier: (0, seq, 0) for LRU order, (1, -group, seq) for a fresh live
+# block (newest release first, its blocks in vLLM's order).
+_Key = tuple[int, int, int]
+
 
 @dataclass(slots=True)
 class _State(Generic[B]):
@@ -43,17 +51,28 @@ class _State(Generic[B]):
     expires_at: float | None = None
     gen: int = 0  # bumped on every relabel so stale expiry entries are skipped
     seq: int | None = None
+    group: int = 0  # seq of the first block freed with it (one request's release)
+    fresh: bool = False  # freed less than ``live_ttl_s`` ago
     sessions: set[str] = field(default_factory=set)
 
 
 class TieredFreeBlockQueue(Generic[B]):
-    """Free KV blocks in eviction order: lowest tier first, least recently freed first within it.
+    """Free KV blocks in eviction order: lowest tier first, then by recency within the tier.
 
-    Eviction order (``popleft``): the block with the smallest ``(tier, seq)``. ``seq``
-    grows with every ``append`` and shrinks with every ``prepend_n``, so within a tier
-    the order is exactly that of vLLM's doubly linked free list (appended blocks at
-    the back, prepended ones at the front). A block whose label changes while free
-    keeps its ``seq``, i.e. its LRU position among the blocks of its new tier.
+    Eviction order (``popleft``): lowest tier first. ``seq`` grows with every ``append``
+    and shrinks with every ``prepend_n``; in SCRATCH, RESPONSE and SYSTEM the smallest
+    ``seq`` goes first, exactly the order of vLLM's doubly linked free list (appended
+    blocks at the back, prepended ones at the front). A block whose label changes while
+    free keeps its ``seq``, i.e. its position among the blocks of its new tier.
+
+    The live tiers (DEFAULT, TOOL_OUTPUT, USER_QUERY: context of runs waiting for their
+    tools) evict differently, because LRU there loops: the oldest waiting run is the one
+    whose tools return next, and its re-prefill evicts the next one to return. Among
+    live blocks freed less than ``live_ttl_s`` ago, the most recent release (one
+    ``append_n``) goes first, its blocks in the order they were freed (vLLM frees a
+    request's tail first). Live blocks older than that are stale (a run that never came
+    back) and go before every fresh one, least recently freed first. ``live_ttl_s=0``
+    gives plain LRU in every tier.
 
     Labels: a block's tier is the highest label given by the requests that held it
     since it last left the queue (``label``); ``remove`` (a prefix hit) starts a new
@@ -73,23 +92,30 @@ class TieredFreeBlockQueue(Generic[B]):
         use_tiers: bool = True,
         pending_cap: int = 0,
         pending_ttl_s: float = 60.0,
+        live_ttl_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if live_ttl_s < 0:
+            raise ValueError(f"live_ttl_s must be >= 0, got {live_ttl_s}")
         self.use_tiers = use_tiers
         self.pending_cap = pending_cap
         self.pending_ttl_s = pending_ttl_s
+        self.live_ttl_s = live_ttl_s
         self._clock = clock
         self._states: dict[int, _State[B]] = {}
-        self._heaps: list[list[tuple[int, int]]] = [[] for _ in Tier]
+        self._heaps: list[list[tuple[_Key, int]]] = [[] for _ in Tier]
         self._live = [0] * len(Tier)
         self._expiry: list[tuple[float, int, int]] = []
+        self._aging: list[tuple[float, int, int]] = []  # (stale at, block id, seq)
         self._sessions: dict[str, set[int]] = {}
         self._front, self._back = 0, -1
         self._n_pending = 0
         self.num_free_blocks = 0
         self.evictions = [0] * len(Tier)
         self.hits = [0] * len(Tier)
-        self.append_n(list(blocks))
+        for blk in blocks:  # empty blocks: nothing to age
+            self._back += 1
+            self._link(self._state(blk), self._back)
 
     @classmethod
     def replace_in(cls, pool: Any, **kwargs: Any) -> TieredFreeBlockQueue[Any]:
@@ -135,10 +161,17 @@ class TieredFreeBlockQueue(Generic[B]):
     def append_n(self, blocks: Sequence[B]) -> None:
         if not blocks:
             return
-        self._expire(self._clock())
+        now = self._clock()
+        self._expire(now)
+        group = self._back + 1
+        fresh = self.live_ttl_s > 0
         for blk in blocks:
             self._back += 1
-            self._link(self._state(blk), self._back)
+            st = self._state(blk)
+            st.group, st.fresh = group, fresh
+            if fresh:
+                heapq.heappush(self._aging, (now + self.live_ttl_s, blk.block_id, self._back))
+            self._link(st, self._back)
         self._maybe_compact()
 
     def prepend_n(self, blocks: Sequence[B]) -> None:
@@ -149,13 +182,14 @@ class TieredFreeBlockQueue(Generic[B]):
         for i, blk in enumerate(blocks):
             st = self._state(blk)
             self._forget(st)
+            st.group, st.fresh = self._front + i, False
             self._link(st, self._front + i)
         self._maybe_compact()
 
     def get_all_free_blocks(self) -> list[B]:
         """All free blocks in eviction order."""
         self._expire(self._clock())
-        free = sorted((st.tier, st.seq, st.block.block_id) for st in self._free_states())
+        free = sorted((st.tier, self._key(st), st.block.block_id) for st in self._free_states())
         return [self._states[bid].block for _, _, bid in free]
 
     def iter_blocks_after(self, cursor: B | None) -> Iterator[B]:
@@ -267,11 +301,18 @@ class TieredFreeBlockQueue(Generic[B]):
     def _free_states(self) -> Iterator[_State[B]]:
         return (st for st in self._states.values() if st.seq is not None)
 
+    def _key(self, st: _State[B]) -> _Key:
+        """The block's place within its tier's heap (smallest goes first)."""
+        assert st.seq is not None, "only free blocks have a place"
+        if st.fresh and st.tier in _LIVE_TIERS:
+            return (1, -st.group, st.seq)
+        return (0, st.seq, 0)
+
     def _link(self, st: _State[B], seq: int) -> None:
         if st.seq is not None:
             raise RuntimeError(f"block {st.block.block_id} is already free")
         st.seq = seq
-        heapq.heappush(self._heaps[st.tier], (seq, st.block.block_id))
+        heapq.heappush(self._heaps[st.tier], (self._key(st), st.block.block_id))
         self._live[st.tier] += 1
         self.num_free_blocks += 1
 
@@ -286,9 +327,9 @@ class TieredFreeBlockQueue(Generic[B]):
             if not self._live[tier]:
                 continue
             while True:
-                seq, bid = heapq.heappop(heap)
+                key, bid = heapq.heappop(heap)
                 st = self._states[bid]
-                if st.seq == seq and st.tier == tier:
+                if st.seq is not None and st.tier == tier and key == self._key(st):
                     break
             if st.block.block_hash is not None:
                 self.evictions[tier] += 1
@@ -309,7 +350,7 @@ class TieredFreeBlockQueue(Generic[B]):
         if st.seq is not None and old != tier:
             self._live[old] -= 1
             self._live[tier] += 1
-            heapq.heappush(self._heaps[tier], (st.seq, st.block.block_id))
+            heapq.heappush(self._heaps[tier], (self._key(st), st.block.block_id))
             self._maybe_compact()
 
     def _forget(self, st: _State[B]) -> None:
@@ -324,11 +365,25 @@ class TieredFreeBlockQueue(Generic[B]):
             self._relabel(st, Tier.SCRATCH, Tier.SCRATCH, None)
 
     def _expire(self, now: float) -> None:
+        """Apply what time has made due: pending labels end, live blocks go stale."""
         while self._expiry and self._expiry[0][0] <= now:
             _, bid, gen = heapq.heappop(self._expiry)
             st = self._states[bid]
             if st.gen == gen and st.tier == _PENDING:
                 self._relabel(st, st.base, Tier.SCRATCH, None)
+        while self._aging and self._aging[0][0] <= now:
+            _, bid, seq = heapq.heappop(self._aging)
+            st = self._states[bid]
+            if st.seq != seq or not st.fresh:
+                continue  # reused or re-freed since: a newer entry speaks for it
+            st.fresh = False
+            if st.tier in _LIVE_TIERS:
+                heapq.heappush(self._heaps[st.tier], (self._key(st), bid))
+        if len(self._aging) > 2 * self.num_free_blocks + 64:
+            # Entries of blocks reused before they aged only go when due; drop them early.
+            self._aging = [e for e in self._aging if self._states[e[1]].seq == e[2]]
+            heapq.heapify(self._aging)
+        self._maybe_compact()
 
     def _maybe_compact(self) -> None:
         # Removals and moves leave stale entries behind; rebuild once they dominate.
@@ -336,8 +391,7 @@ class TieredFreeBlockQueue(Generic[B]):
             return
         self._heaps = [[] for _ in Tier]
         for st in self._free_states():
-            assert st.seq is not None
-            self._heaps[st.tier].append((st.seq, st.block.block_id))
+            self._heaps[st.tier].append((self._key(st), st.block.block_id))
         for heap in self._heaps:
             heapq.heapify(heap)
 
@@ -350,7 +404,7 @@ class TieredFreeBlockQueue(Generic[B]):
         for st in free:
             assert st.seq is not None
             bid = st.block.block_id
-            assert (st.seq, bid) in live_entries[st.tier], f"free block {bid} not in its tier heap"
+            assert (self._key(st), bid) in live_entries[st.tier], f"free block {bid} not in heap"
             assert st.seq not in seqs, f"two free blocks share position {st.seq}"
             seqs.add(st.seq)
             assert getattr(st.block, "ref_cnt", 0) == 0, f"free block {bid} is still referenced"

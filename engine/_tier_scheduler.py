@@ -91,6 +91,7 @@ class TierScheduler(Scheduler):
             use_tiers=self.tier_settings.use_tiers,
             pending_cap=int(self.tier_settings.pending_cap * usable_blocks),
             pending_ttl_s=self.tier_settings.pending_ttl_s,
+            live_ttl_s=self.tier_settings.live_ttl_s,
         )
         self._tier_payloads: dict[str, TierPayload] = {}
         self.sessions = SessionLedger()

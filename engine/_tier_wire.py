@@ -160,7 +160,9 @@ class TierSettings:
 
     ``use_tiers=False`` gives exactly vLLM's LRU order whatever hints arrive.
     ``pending_cap`` bounds the share of KV blocks labelled SPLIT_PENDING;
-    ``pending_ttl_s`` is the lifetime of a SPLIT_PENDING hint that names no ``ttl_s``.
+    ``pending_ttl_s`` is the lifetime of a SPLIT_PENDING hint that names no ``ttl_s``;
+    ``live_ttl_s`` is how long a waiting run's freed context is evicted newest-release
+    first before it counts as stale (0: LRU within every tier; see ``TieredFreeBlockQueue``).
 
     Raises:
         ValueError: naming the field when a value is out of range.
@@ -169,6 +171,7 @@ class TierSettings:
     use_tiers: bool = True
     pending_cap: float = 0.5
     pending_ttl_s: float = 60.0
+    live_ttl_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.use_tiers, bool):
@@ -177,12 +180,15 @@ class TierSettings:
             raise ValueError(f"agentrt.pending_cap must be in [0, 1], got {self.pending_cap!r}")
         if not (math.isfinite(self.pending_ttl_s) and self.pending_ttl_s > 0):
             raise ValueError(f"agentrt.pending_ttl_s must be > 0, got {self.pending_ttl_s!r}")
+        if not (math.isfinite(self.live_ttl_s) and self.live_ttl_s >= 0):
+            raise ValueError(f"agentrt.live_ttl_s must be >= 0, got {self.live_ttl_s!r}")
 
     def to_config(self) -> dict[str, Any]:
         return {
             "use_tiers": self.use_tiers,
             "pending_cap": self.pending_cap,
             "pending_ttl_s": self.pending_ttl_s,
+            "live_ttl_s": self.live_ttl_s,
         }
 
     @classmethod
@@ -193,13 +199,14 @@ class TierSettings:
             return cls()
         if not isinstance(raw, Mapping):
             raise ValueError(f"additional_config[{CONFIG_KEY!r}] must be an object, got {raw!r}")
-        unknown = set(raw) - {"use_tiers", "pending_cap", "pending_ttl_s"}
+        unknown = set(raw) - {"use_tiers", "pending_cap", "pending_ttl_s", "live_ttl_s"}
         if unknown:
             raise ValueError(f"unknown agentrt settings: {sorted(unknown)}")
         return cls(
             use_tiers=raw.get("use_tiers", True),
             pending_cap=float(raw.get("pending_cap", 0.5)),
             pending_ttl_s=float(raw.get("pending_ttl_s", 60.0)),
+            live_ttl_s=float(raw.get("live_ttl_s", 120.0)),
         )
 
 

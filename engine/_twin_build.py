@@ -26,7 +26,7 @@ class TwinOverrides:
     ``kv_cache_bytes`` sizes the cache directly (per GPU), like vLLM's
     ``kv_cache_memory_bytes``; ``num_blocks`` sets the block count itself; ``kv_scale``
     multiplies the cache the profile (or ``kv_cache_bytes``) gives, for "what if the
-    cache were N times larger".
+    cache were N times larger". ``live_ttl_s`` is the tier scheduler's (``TierSettings``).
     """
 
     model: str | Path | None = None
@@ -41,6 +41,7 @@ class TwinOverrides:
     gpu_memory_utilization: float | None = None
     kv_scale: float = 1.0
     cache_hints: bool = True
+    live_ttl_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.kv_scale > 0:
@@ -92,6 +93,7 @@ def _settings(
         long_prefill_token_threshold=threshold,
         scheduling_policy=e.scheduling_policy,
         cache_hints=o.cache_hints,
+        **({} if o.live_ttl_s is None else {"live_ttl_s": o.live_ttl_s}),
     )
 
 

@@ -33,7 +33,7 @@ class TwinSettings:
         num_blocks: KV cache blocks, vLLM's null block included (vLLM's ``num_gpu_blocks``).
         long_prefill_token_threshold: chunk cap per prompt per step (0: none).
         cache_hints: run the tier-aware scheduler (False: vLLM's plain ``Scheduler``).
-        pending_cap, pending_ttl_s: the tier scheduler's ``TierSettings``.
+        pending_cap, pending_ttl_s, live_ttl_s: the tier scheduler's ``TierSettings``.
 
     Raises:
         ValueError: naming a bad field, or a cache that cannot hold one request of
@@ -50,6 +50,7 @@ class TwinSettings:
     cache_hints: bool = True
     pending_cap: float = 0.5
     pending_ttl_s: float = 60.0
+    live_ttl_s: float = 120.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -66,6 +67,8 @@ class TwinSettings:
                 f"TwinSettings.max_num_batched_tokens ({self.max_num_batched_tokens}) must be "
                 f">= max_num_seqs ({self.max_num_seqs}), as vLLM requires"
             )
+        if not (math.isfinite(self.live_ttl_s) and self.live_ttl_s >= 0):
+            raise ValueError(f"TwinSettings.live_ttl_s must be >= 0, got {self.live_ttl_s!r}")
         if self.scheduling_policy not in ("priority", "fcfs"):
             raise ValueError("TwinSettings.scheduling_policy must be 'priority' or 'fcfs'")
         need = math.ceil(self.max_model_len / self.block_size)
@@ -77,7 +80,11 @@ class TwinSettings:
             )
 
     def tier_config(self) -> dict[str, Any]:
-        return {"pending_cap": self.pending_cap, "pending_ttl_s": self.pending_ttl_s}
+        return {
+            "pending_cap": self.pending_cap,
+            "pending_ttl_s": self.pending_ttl_s,
+            "live_ttl_s": self.live_ttl_s,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +314,7 @@ def _use_clock(scheduler: Any, clock: Callable[[], float]) -> None:
             use_tiers=queue.use_tiers,
             pending_cap=queue.pending_cap,
             pending_ttl_s=queue.pending_ttl_s,
+            live_ttl_s=queue.live_ttl_s,
             clock=clock,
         )
         return

@@ -15,12 +15,11 @@ sample with its exact shape and its engine-side time, and the fit uses those ins
 from __future__ import annotations
 
 import datetime
-import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from ._machine import machine_info
 from ._step_trace import load_steps
 from ._twin_fit import MeasuredStep, fit_steps
 from ._twin_probe import EngineLimits, ProbeGrid, measure
@@ -53,14 +52,6 @@ def describe_vllm_engine(engine: VLLMEngine) -> tuple[ModelRef, EngineDefaults, 
         max_model_len=defaults.max_model_len or 0,
     )
     return ModelRef(folder=engine.info.model, dtype=dtype), defaults, limits
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-    }
 
 
 async def profile_engine(
@@ -106,7 +97,7 @@ async def profile_engine(
             samples=fit.samples, r2=fit.r2, median_abs_rel_error=fit.median_abs_rel_error
         ),
         samples=tuple(Sample(shape=s.shape.to_json(), seconds=s.seconds) for s in steps),
-        machine=machine(),
+        machine=machine_info(),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
 

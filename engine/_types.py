@@ -22,7 +22,10 @@ class Tier(IntEnum):
     """What a range of cached tokens is; eviction takes the lowest tier first.
 
     The order is the contract between orchestrator and engine: free cached blocks
-    are evicted from the lowest non-empty tier, least recently used first within it.
+    are evicted from the lowest non-empty tier. Within SCRATCH, RESPONSE and SYSTEM the
+    least recently freed goes first; within the tiers of runs waiting for their tools
+    (DEFAULT, TOOL_OUTPUT, USER_QUERY) the most recently freed run goes first, after any
+    stale ones (``TieredFreeBlockQueue``).
     """
 
     SCRATCH = 0

@@ -7,7 +7,6 @@ build vLLM exactly the same way. Imports vLLM only inside the functions.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._machine import cpu_has_native_bf16
 from ._step_trace import TRACE_ENV
 from ._tier_wire import (
     ASYNC_TIER_SCHEDULER,
@@ -47,6 +47,7 @@ class EngineOptions:
         max_num_seqs: concurrent sequences per step (None: vLLM's default).
         jump_forward: prefill the fixed head of a forced tool call instead of decoding it
             (``engine._jump_forward``; False: decode every output token).
+        live_ttl_s: the tier scheduler's ``TierSettings.live_ttl_s`` (None: its default).
         extra: further ``AsyncEngineArgs`` fields, passed through unchanged.
     """
 
@@ -60,17 +61,8 @@ class EngineOptions:
     max_num_seqs: int | None = None
     seed: int = 0
     jump_forward: bool = True
+    live_ttl_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """bf16 matmuls are only fast with AVX512-BF16 or AMX; otherwise float32 wins on CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _on_cpu() -> bool:
@@ -88,6 +80,18 @@ def resolve_dtype(dtype: str) -> str:
     if _on_cpu() and not cpu_has_native_bf16():
         return "float32"
     return "auto"
+
+
+def kv_bytes_per_value(dtype: str = "auto") -> int:
+    """Bytes of one cached K or V value when the engine runs in ``dtype``.
+
+    "auto" is what :func:`resolve_dtype` picks on this machine: float32 (4 bytes) on a
+    CPU without native bf16, else the model's own dtype, which for the default model is
+    bf16 (2 bytes). A cache sized in bytes therefore holds twice the tokens on a bf16
+    CPU; size it with this to keep the same number of blocks everywhere.
+    """
+    resolved = resolve_dtype(dtype)
+    return 4 if resolved in ("float32", "float", "fp32") else 2
 
 
 def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
@@ -117,6 +121,9 @@ def engine_arg_dict(opts: EngineOptions, folder: Path) -> dict[str, Any]:
     if opts.cache_hints or traced:
         # vLLM turns async scheduling off on CPU; on GPU it is on and needs the async variant.
         args["scheduler_cls"] = TIER_SCHEDULER if _on_cpu() else ASYNC_TIER_SCHEDULER
+    if opts.cache_hints and opts.live_ttl_s is not None:
+        settings = TierSettings(live_ttl_s=opts.live_ttl_s)
+        args["additional_config"] = {CONFIG_KEY: settings.to_config()}
     if traced and not opts.cache_hints:
         # Only the tier scheduler writes a step trace; with tiers off it evicts in exactly
         # vLLM's LRU order, so a traced engine without hints behaves as vLLM's own.

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     if a.engine == "real":
         e = PRESSURE_ENGINE
         engine = ["--engine", "embedded", "--block-size", str(e.block_size)]
-        engine += ["--kv-cache-bytes", str(e.kv_cache_bytes)]
+        engine += ["--kv-cache-bytes", str(e.kv_cache_bytes())]
         return cli(replay_args(engine, a.seed, out))
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(tmp) / "profile.json"

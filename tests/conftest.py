@@ -10,9 +10,22 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Small on purpose: cache-pressure tests flood it, and start-up stays fast.
-TEST_KV_CACHE_BYTES = 96 * 2**20
 TEST_MAX_MODEL_LEN = 2048
+
+
+def _test_kv_cache_bytes() -> int:
+    """The test engines' KV cache: 17 blocks of 128 tokens of the default model.
+
+    Small on purpose: cache-pressure tests flood it, and start-up stays fast. It is sized
+    in tokens, not bytes, so the tests see the same cache on every CPU: fp32 where the
+    CPU lacks native bf16 (96 MiB), bf16 where it has it (48 MiB).
+    """
+    from agentrt.engine._vllm_args import kv_bytes_per_value
+
+    return 24 * kv_bytes_per_value() * 2**20
+
+
+TEST_KV_CACHE_BYTES = _test_kv_cache_bytes()
 
 
 @pytest.fixture(scope="session")

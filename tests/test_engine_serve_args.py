@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from agentrt.cli._engine_options import add_engine_flags, engine_options
 from agentrt.engine import EngineOptions
 from agentrt.engine._serve import ServeOptions, server_argv
+from agentrt.engine._tier_wire import TierSettings
 
 
 def flag_value(argv: list[str], flag: str) -> str:
@@ -44,3 +46,19 @@ def test_tensor_and_pipeline_parallel_flags_reach_vllms_server() -> None:
     assert "--tensor-parallel-size" not in plain  # one GPU (or the CPU) needs no flag
     with pytest.raises(SystemExit):
         p.parse_args(["--tensor-parallel-size", "0"])
+
+
+def test_live_ttl_reaches_the_tier_scheduler_settings_and_only_with_hints() -> None:
+    p = argparse.ArgumentParser()
+    add_engine_flags(p)
+    argv, _ = server_argv(engine_options(p.parse_args(["--live-ttl-s", "30"])), ServeOptions())
+    settings = TierSettings.from_additional_config(
+        json.loads(flag_value(argv, "--additional-config"))
+    )
+    assert settings == TierSettings(live_ttl_s=30.0)
+    default, _ = server_argv(engine_options(p.parse_args([])), ServeOptions())
+    assert "--additional-config" not in default  # the scheduler's own default (120 s)
+    no_hints = engine_options(p.parse_args(["--live-ttl-s", "30", "--no-hints"]))
+    assert "--additional-config" not in server_argv(no_hints, ServeOptions())[0]
+    with pytest.raises(ValueError, match="live_ttl_s"):
+        server_argv(engine_options(p.parse_args(["--live-ttl-s", "-1"])), ServeOptions())

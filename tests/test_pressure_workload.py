@@ -3,6 +3,7 @@ tiers keep it (model-free: vLLM's scheduler and KV cache, no weights)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,3 +110,23 @@ def test_the_trace_interleaves_agents_and_one_shots() -> None:
     agents = [r for r in trace.requests if r.id.startswith("agent-")]
     assert all(len(r.calls) == 2 and r.calls[0].tool_calls for r in agents)
     assert pressure_trace(0) == trace and pressure_trace(1) != trace
+
+
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16-cpu", "fp32-cpu"])
+def test_the_embedded_engine_gets_the_pressure_blocks_on_either_cpu(
+    bf16: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workload is sized in blocks; a cache sized in bytes would hold twice the tokens
+    # on a CPU that runs the model in bf16, and the pressure would be gone.
+    from agentrt.engine import _vllm_args
+
+    config = default_model_dir() / "config.json"
+    if not config.is_file():
+        pytest.skip("the default model is not prepared (scripts/setup.sh)")
+    c = json.loads(config.read_text())
+    head_dim = c["hidden_size"] // c["num_attention_heads"]
+    values = c["num_hidden_layers"] * 2 * c["num_key_value_heads"] * head_dim
+    monkeypatch.setattr(_vllm_args, "cpu_has_native_bf16", lambda: bf16)
+    monkeypatch.setattr(_vllm_args, "_on_cpu", lambda: True)
+    e = PRESSURE_ENGINE
+    assert e.kv_cache_bytes() == e.num_blocks * e.block_size * values * (2 if bf16 else 4)

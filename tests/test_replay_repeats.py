@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import orjson
@@ -13,6 +14,7 @@ import pytest
 from agentrt._agent import Switches
 from agentrt.cli._replay import add_arguments, main
 from agentrt.engine import TimingModel
+from agentrt.engine._machine import machine_info
 from agentrt.replay import load_trace
 from agentrt.replay.report._intervals import Interval, pooled_runs, repeat_cells
 from agentrt.replay.report._page import render_page
@@ -170,3 +172,20 @@ def test_the_a_a_control_is_the_baseline_under_its_own_name() -> None:
     )
     with pytest.raises(ValueError, match="baseline_again"):
         replay_mode("baseline-again")
+
+
+def test_report_records_the_machine_and_the_page_names_the_reports_machine(
+    tmp_path: Path,
+) -> None:
+    runs = [_run("baseline", 0, FTRS[0])]
+    write_report(runs, tmp_path / "ws", ftr_target_s=10.0, plots=False)
+    report_path = tmp_path / "ws" / "report.json"
+    report = json.loads(report_path.read_text())
+    machine = report["machine"]
+    assert machine == machine_info()  # the dtype-deciding CPU flag among it
+    assert isinstance(machine["native_bf16"], bool) and machine["cores"] >= 1
+    # The page describes where the report ran, not where the page is rendered.
+    report["machine"] = {**machine, "cpu": "Elsewhere CPU 9000", "cores": 64}
+    report_path.write_text(json.dumps(report))
+    page = render_page([tmp_path / "ws"], tmp_path / "RESULTS.md")
+    assert "Machine: Elsewhere CPU 9000, 64 CPUs" in page

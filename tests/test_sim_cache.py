@@ -61,16 +61,22 @@ def present(c: SimKVCache, tokens: list[int]) -> bool:
     return bool(c.lookup(c.new_sequence([*tokens, 0], None)))
 
 
-def test_lowest_tier_goes_first_then_lru_within_a_tier() -> None:
+@pytest.mark.parametrize(
+    ("tier", "evicted"),
+    [(Tier.RESPONSE, 2), (Tier.TOOL_OUTPUT, 3)],
+    ids=["lru-in-a-finished-tier", "newest-first-in-a-live-tier"],
+)
+def test_lowest_tier_goes_first_then_by_recency_within_a_tier(tier: Tier, evicted: int) -> None:
     c = SimKVCache(BS, 3)
     cache_one(c, seq(1), Tier.SYSTEM)
-    cache_one(c, seq(2), Tier.TOOL_OUTPUT)
-    cache_one(c, seq(3), Tier.TOOL_OUTPUT)
-    cache_one(c, seq(4), None)  # evicts the older TOOL_OUTPUT block (2)
-    assert [present(c, seq(i)) for i in (1, 2, 3, 4)] == [True, False, True, True]
-    cache_one(c, seq(5), None)  # evicts SCRATCH 4 before TOOL_OUTPUT 3
-    assert [present(c, seq(i)) for i in (1, 3, 4, 5)] == [True, True, False, True]
-    assert c.tier_stats()["TOOL_OUTPUT"].evictions == 1
+    cache_one(c, seq(2), tier)
+    cache_one(c, seq(3), tier)
+    cache_one(c, seq(4), None)  # evicts one of the two blocks of ``tier``
+    kept = 5 - evicted
+    assert [present(c, seq(i)) for i in (1, evicted, kept, 4)] == [True, False, True, True]
+    cache_one(c, seq(5), None)  # evicts SCRATCH 4 before the other block of ``tier``
+    assert [present(c, seq(i)) for i in (1, kept, 4, 5)] == [True, True, False, True]
+    assert c.tier_stats()[tier.name].evictions == 1
     assert c.tier_stats()["SCRATCH"].evictions == 1
 
 

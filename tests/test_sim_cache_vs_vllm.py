@@ -177,6 +177,7 @@ def make_pair(model_dir: Path, **settings: object) -> Pair:
         use_tiers=sched.tier_settings.use_tiers,
         pending_cap=sched.tier_settings.pending_cap,
         pending_ttl_s=sched.tier_settings.pending_ttl_s,
+        live_ttl_s=sched.tier_settings.live_ttl_s,
         clock=clock,
     )
     return Pair(Driver(sched), SimDriver(cache), clock)

@@ -230,7 +230,7 @@ VLLM_AND_TORCH = {  # engine/ imports without them; they load when an engine sta
     "engine/_vllm.py": ["vllm.inputs.engine", "vllm.v1.engine.async_llm", "vllm.v1.metrics.reader"],
     "engine/_vllm_args.py": ["torch", "vllm", "vllm.engine.arg_utils", "vllm.sampling_params"],
     "agentrt/bench/_engine.py": ["vllm", "vllm.inputs.engine", "vllm.sampling_params"],
-    "agentrt/bench/_output.py": ["torch"],
+    "engine/_machine.py": ["torch"],  # only to name a GPU
 }
 OPTIONAL = {  # extras (bench, server, mcp, otel) or a host process's own packages
     # OpenTelemetry loads only when a tracer provider is set (otherwise nothing imports it)

@@ -44,11 +44,16 @@ class Clock:
 
 
 def make_pool(
-    num_blocks: int = 10, *, clock: Clock | None = None, use_tiers: bool = True, cap: int = 9
+    num_blocks: int = 10,
+    *,
+    clock: Clock | None = None,
+    use_tiers: bool = True,
+    cap: int = 9,
+    live_ttl_s: float = 120.0,
 ) -> tuple[BlockPool, TieredFreeBlockQueue[KVCacheBlock]]:
     pool = BlockPool(num_gpu_blocks=num_blocks, enable_caching=True, hash_block_size=BS)
     queue = TieredFreeBlockQueue.replace_in(
-        pool, use_tiers=use_tiers, pending_cap=cap, clock=clock or Clock()
+        pool, use_tiers=use_tiers, pending_cap=cap, live_ttl_s=live_ttl_s, clock=clock or Clock()
     )
     return pool, queue
 
@@ -107,19 +112,74 @@ def test_lowest_tier_is_evicted_first() -> None:
     assert evict_all(pool) == [6, 5, 4, 9, 8, 7, 3, 2, 1]
 
 
-def test_lru_within_a_tier() -> None:
+@pytest.mark.parametrize("tier", [Tier.SCRATCH, Tier.RESPONSE, Tier.SYSTEM])
+def test_lru_within_a_tier_that_holds_no_waiting_run(tier: Tier) -> None:
     pool, queue = make_pool()
     a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
     for blocks in (a, b, c):
-        label(queue, blocks, BlockLabel(Tier.DEFAULT))
+        label(queue, blocks, BlockLabel(tier))
     for blocks in (b, a, c):
         free(pool, blocks)
     assert evict_all(pool) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
 
 
+@pytest.mark.parametrize("tier", [Tier.DEFAULT, Tier.TOOL_OUTPUT, Tier.USER_QUERY])
+def test_live_tier_evicts_the_newest_release_first_tail_block_first(tier: Tier) -> None:
+    # b waits longest for its tools, so it returns first: LRU would evict it first.
+    pool, queue = make_pool()
+    a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
+    for blocks in (a, b, c):
+        label(queue, blocks, BlockLabel(tier))
+    for blocks in (b, a, c):
+        free(pool, blocks)
+    queue.check_integrity()
+    assert evict_all(pool) == [9, 8, 7, 3, 2, 1, 6, 5, 4]
+
+
+def test_live_blocks_past_their_ttl_go_first_least_recently_freed_first() -> None:
+    clock = Clock()
+    pool, queue = make_pool(clock=clock, live_ttl_s=30.0)
+    a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
+    for blocks in (a, b, c):
+        label(queue, blocks, BlockLabel(Tier.DEFAULT))
+    free(pool, b)
+    clock.now += 10.0
+    free(pool, a)
+    clock.now += 10.0
+    free(pool, c)
+    assert order(queue) == [9, 8, 7, 3, 2, 1, 6, 5, 4]
+    clock.now += 10.0  # b has waited 30 s: a run that is not coming back goes first
+    assert order(queue) == [6, 5, 4, 9, 8, 7, 3, 2, 1]
+    clock.now += 10.0  # a too; the stale ones among themselves: LRU
+    assert order(queue) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
+    queue.check_integrity()
+    # b comes back: a prefix hit takes its first block; freed again, it is the newest.
+    pool.touch(b[:1])
+    label(queue, b[:1], BlockLabel(Tier.DEFAULT))
+    free(pool, b[:1])
+    assert order(queue) == [6, 5, 3, 2, 1, 4, 9, 8, 7]
+    queue.check_integrity()
+    assert evict_all(pool) == [6, 5, 3, 2, 1, 4, 9, 8, 7]
+
+
+def test_live_ttl_zero_is_lru_in_every_tier() -> None:
+    pool, queue = make_pool(live_ttl_s=0.0)
+    a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
+    for blocks in (a, b, c):
+        label(queue, blocks, BlockLabel(Tier.TOOL_OUTPUT))
+    for blocks in (b, a, c):
+        free(pool, blocks)
+    assert evict_all(pool) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
+
+
+def test_negative_live_ttl_is_refused() -> None:
+    with pytest.raises(ValueError, match="live_ttl_s"):
+        make_pool(live_ttl_s=-1.0)
+
+
 def test_split_pending_expires_to_its_base_tier_at_its_lru_position() -> None:
     clock = Clock()
-    pool, queue = make_pool(clock=clock)
+    pool, queue = make_pool(clock=clock, live_ttl_s=0.0)
     pending, query, tools = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
     label(queue, pending, BlockLabel(Tier.SPLIT_PENDING, base=Tier.USER_QUERY, ttl_s=5.0))
     label(queue, query, BlockLabel(Tier.USER_QUERY))

@@ -228,12 +228,16 @@ def test_tiers_off_ignores_hints_and_keeps_vllms_order(model_dir: Path) -> None:
 
 
 def test_settings_come_from_additional_config(model_dir: Path) -> None:
-    sched = make_scheduler(model_dir, pending_cap=0.25, pending_ttl_s=3.0)
+    sched = make_scheduler(model_dir, pending_cap=0.25, pending_ttl_s=3.0, live_ttl_s=7.0)
     assert isinstance(sched, TierScheduler)
     assert sched.tier_queue.pending_cap == int(0.25 * (NUM_BLOCKS - 1))
     assert sched.tier_queue.pending_ttl_s == 3.0
+    assert sched.tier_queue.live_ttl_s == 7.0
+    assert TierSettings.from_additional_config(None).live_ttl_s == 120.0
     with pytest.raises(ValueError, match="pending_cap"):
         TierSettings.from_additional_config({"agentrt": {"pending_cap": 2}})
+    with pytest.raises(ValueError, match="live_ttl_s"):
+        TierSettings.from_additional_config({"agentrt": {"live_ttl_s": -1}})
 
 
 def test_class_resolves_by_dotted_path_with_vllms_signature(model_dir: Path) -> None:

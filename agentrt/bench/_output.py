@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentrt.engine._machine import machine_info
+
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on (written into every result file)."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "gpu": _gpu(),
-    }
-
-
-def _gpu() -> str | None:
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        return None
+    return machine_info()
 
 
 def out_dir(base: str | None, name: str) -> Path:

@@ -26,6 +26,13 @@ def add_engine_flags(
     g.add_argument("--no-hints", action="store_true", help="plain vLLM scheduler (LRU, no tiers)")
     g.add_argument("--max-num-seqs", type=int, default=None, help="concurrent sequences per step")
     g.add_argument(
+        "--live-ttl-s",
+        type=float,
+        default=None,
+        help="seconds a waiting run's freed context is evicted newest first before it counts "
+        "as stale (0: LRU within every tier; default 120)",
+    )
+    g.add_argument(
         "--no-jump-forward",
         action="store_true",
         help="decode the fixed head of a forced tool call instead of prefilling it",
@@ -49,6 +56,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         cache_hints=not args.no_hints,
         max_num_seqs=args.max_num_seqs,
         jump_forward=not args.no_jump_forward,
+        live_ttl_s=args.live_ttl_s,
         extra=_parallel(args),
     )
 

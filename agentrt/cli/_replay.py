@@ -236,6 +236,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     )
     eng.add_argument("--max-num-seqs", type=int, default=None, help="embedded: batch size cap")
     eng.add_argument(
+        "--live-ttl-s",
+        type=float,
+        default=None,
+        help="embedded, twin: seconds a waiting run's freed context is evicted newest first "
+        "before it counts as stale (0: LRU within every tier; default 120)",
+    )
+    eng.add_argument(
         "--num-blocks",
         type=int,
         default=None,
@@ -288,6 +295,7 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
             block_size=args.block_size,
             max_num_seqs=args.max_num_seqs,
             cache_hints=True,
+            live_ttl_s=args.live_ttl_s,
         )
         print("starting the embedded engine (vLLM)...", file=sys.stderr, flush=True)
         engine = await VLLMEngine.start(opts)
@@ -295,6 +303,7 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
             "engine": "embedded vLLM",
             "kv_cache_bytes": opts.kv_cache_bytes,
             "max_num_seqs": args.max_num_seqs,
+            "live_ttl_s": args.live_ttl_s,
         }
         return SharedSource(engine, desc), engine.aclose
     if re.match(r"^https?://", args.engine):

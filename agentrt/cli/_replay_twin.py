@@ -134,6 +134,7 @@ def twin_source(args: argparse.Namespace, router: str | None = None) -> TwinSour
         kv_cache_bytes=args.kv_cache_bytes,
         gpu_memory_utilization=args.gpu_memory_utilization,
         kv_scale=args.kv_scale,
+        live_ttl_s=args.live_ttl_s,
     )
     options = twin_options(profile, overrides, tokenizer=_tokenizer(args, measured))
     return TwinSource(

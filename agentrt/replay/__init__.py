@@ -17,6 +17,8 @@ is its command line.
 
 from __future__ import annotations
 
+from agentrt.engine._machine import machine_info
+
 from .report._metrics import (
     LoadAtTarget,
     fluidity_index,
@@ -25,7 +27,7 @@ from .report._metrics import (
     theoretical_max_hits,
 )
 from .report._records import CallKind, CallRecord, RequestRecord, ToolRecord
-from .report._report import ReportFiles, machine_info, write_report
+from .report._report import ReportFiles, write_report
 from .report._results import CONTROL_MODE, Ratio, ReplayRun, TargetRow, target_table
 from .report._summary import RunSummary, summarize
 from .run._driver import Deadlines, default_ftr_target, replay_all, replay_run

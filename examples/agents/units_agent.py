@@ -24,6 +24,10 @@ agent = Agent(
     ),
     tools=[calculator],
     tool_choice="calculator",  # the first response must call it (grammar-constrained)
+    # One conversion, one call: the grammar ends the response after it. (With several
+    # allowed, the default model in bf16 starts a second, identical call and runs out of
+    # tokens inside it.)
+    parallel_tool_calls=False,
     max_iterations=2,
     sampling=SamplingOptions(max_tokens=64),
 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,16 +20,6 @@ from typing import Any
 import orjson
 
 _BOUND = {"exact": "", "at_least": "≥ ", "at_most": "≤ ", "unknown": "? "}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _commit() -> str:
@@ -148,7 +137,8 @@ def render_page(folders: Sequence[Path], page: Path) -> str:
         "# Trace replay results",
         "",
         f"Produced by `scripts/results.sh` on {datetime.date.today().isoformat()} at commit "
-        f"{_commit()}. Machine: {_cpu_model()}, {machine.get('cpus')} CPUs, "
+        f"{_commit()}. Machine: {machine.get('cpu', 'CPU not recorded')}, "
+        f"{machine.get('cores', machine.get('cpus'))} CPUs, "
         f"{machine.get('platform')}, Python {machine.get('python')}. Every run replays the same "
         "arrivals and forced tokens on the same engine, which starts each run from a cold "
         "prefix cache; only the orchestrator's switches differ (DESIGN.md, *Traces and "

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
-import platform
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from agentrt.engine._machine import machine_info
 
 from ._intervals import METHOD, pooled_runs, repeat_cells
 from ._markdown import render_markdown
@@ -31,17 +30,6 @@ class ReportFiles:
     csv: Path
     markdown: Path
     plots: tuple[Path, ...]
-
-
-def machine_info() -> dict[str, Any]:
-    """What a report records about where it ran."""
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-    }
 
 
 def _jsonable(obj: Any) -> Any:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from agentrt.engine._vllm_args import kv_bytes_per_value
+
 from ._schema import TraceRequest, TraceRequestId
 from ._synthetic import SyntheticConfig, generate_synthetic
 from ._trace import Trace
@@ -30,21 +32,22 @@ PRESSURE_RATE = 1.0
 
 @dataclass(frozen=True, slots=True)
 class PressureEngine:
-    """The engine the workload is sized for (the default model, float32 on this CPU).
+    """The engine the workload is sized for (the default model).
 
-    ``kv_cache_bytes`` gives the embedded engine ``num_blocks`` blocks: SmolLM2-135M keeps
-    46,080 bytes of KV per token in float32 (30 layers x K and V x 3 heads x 64 x 4 bytes).
+    ``kv_cache_bytes()`` gives the embedded engine ``num_blocks`` blocks on this machine:
+    SmolLM2-135M keeps 11,520 K and V values per token (30 layers x K and V x 3 heads x
+    64), 4 bytes each in float32 (CPUs without native bf16), 2 in bf16.
     """
 
     block_size: int = 32
     num_blocks: int = 240
     max_num_seqs: int = 4
     max_model_len: int = 2048
-    kv_bytes_per_token: int = 46_080
+    kv_values_per_token: int = 11_520
 
-    @property
     def kv_cache_bytes(self) -> int:
-        return self.num_blocks * self.block_size * self.kv_bytes_per_token
+        per_token = self.kv_values_per_token * kv_bytes_per_value()
+        return self.num_blocks * self.block_size * per_token
 
 
 PRESSURE_ENGINE = PressureEngine()
