@@ -414,6 +414,46 @@ def test_queue_matches_vllm_free_queue_when_hints_are_off(
         ours.check_integrity()
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=queue_ops(), ticks=st.lists(st.sampled_from([0.0, 0.0, 4.0, 11.0]), min_size=60))
+def test_pops_follow_the_reported_order_with_labels_and_aging(
+    ops: list[tuple[str, int, list[int]]], ticks: list[float]
+) -> None:
+    # With live tiers, stale entries and aging the heaps are lazy; the block popleft gives
+    # must still be the first of get_all_free_blocks (the order the docstring states).
+    clock = Clock()
+    queue: TieredFreeBlockQueue[KVCacheBlock] = TieredFreeBlockQueue(
+        [KVCacheBlock(i) for i in range(N)], pending_cap=4, live_ttl_s=10.0, clock=clock
+    )
+    blocks = {b.block_id: b for b in queue.get_all_free_blocks()}
+    used: list[int] = []
+    for (kind, k, picks), tick in zip(ops, ticks, strict=False):
+        clock.now += tick
+        free_ids = [b.block_id for b in queue.get_all_free_blocks()]
+        if kind in ("popleft", "popleft_n") and free_ids:
+            n = 1 if kind == "popleft" else min(k, len(free_ids))
+            got = [b.block_id for b in queue.popleft_n(n)]
+            assert got == free_ids[:n]
+            used.extend(got)
+        elif kind == "remove" and free_ids:
+            bid = free_ids[k % len(free_ids)]
+            queue.remove(blocks[bid])
+            used.append(bid)
+        elif kind in ("append", "append_n", "prepend_n") and used:
+            chosen = list(dict.fromkeys(used[p % len(used)] for p in picks or [k]))
+            for bid in chosen:
+                used.remove(bid)
+            getattr(queue, "prepend_n" if kind == "prepend_n" else "append_n")(
+                [blocks[i] for i in chosen]
+            )
+        elif kind == "label":
+            for p in picks:
+                queue.label(p % N, BlockLabel(Tier(k), Tier.DEFAULT, 5.0), f"s{k % 2}")
+        elif kind == "release":
+            queue.release(f"s{k % 2}")
+        queue.check_integrity()
+
+
 @st.composite
 def pool_ops(draw: st.DrawFn) -> list[tuple[str, int, int, int]]:
     """Allocate prompts that share prefixes (so prefix hits touch free blocks) and free them."""
