@@ -371,6 +371,7 @@ class TieredFreeBlockQueue(Generic[B]):
             st = self._states[bid]
             if st.gen == gen and st.tier == _PENDING:
                 self._relabel(st, st.base, Tier.SCRATCH, None)
+        moved = False
         while self._aging and self._aging[0][0] <= now:
             _, bid, seq = heapq.heappop(self._aging)
             st = self._states[bid]
@@ -379,11 +380,13 @@ class TieredFreeBlockQueue(Generic[B]):
             st.fresh = False
             if st.tier in _LIVE_TIERS:
                 heapq.heappush(self._heaps[st.tier], (self._key(st), bid))
+                moved = True
+        if moved:
+            self._maybe_compact()
         if len(self._aging) > 2 * self.num_free_blocks + 64:
             # Entries of blocks reused before they aged only go when due; drop them early.
             self._aging = [e for e in self._aging if self._states[e[1]].seq == e[2]]
             heapq.heapify(self._aging)
-        self._maybe_compact()
 
     def _maybe_compact(self) -> None:
         # Removals and moves leave stale entries behind; rebuild once they dominate.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,7 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TEST_MAX_MODEL_LEN = 2048
 
 
-def _test_kv_cache_bytes() -> int:
+@functools.cache
+def engine_kv_cache_bytes() -> int:
     """The test engines' KV cache: 17 blocks of 128 tokens of the default model.
 
     Small on purpose: cache-pressure tests flood it, and start-up stays fast. It is sized
@@ -23,9 +25,6 @@ def _test_kv_cache_bytes() -> int:
     from agentrt.engine._vllm_args import kv_bytes_per_value
 
     return 24 * kv_bytes_per_value() * 2**20
-
-
-TEST_KV_CACHE_BYTES = _test_kv_cache_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +40,7 @@ async def vllm_engine(anyio_backend: str) -> AsyncIterator[object]:
 
     engine = await VLLMEngine.start(
         EngineOptions(
-            kv_cache_bytes=TEST_KV_CACHE_BYTES,
+            kv_cache_bytes=engine_kv_cache_bytes(),
             max_model_len=TEST_MAX_MODEL_LEN,
             enforce_eager=True,
         )
@@ -81,7 +80,8 @@ def engine_server() -> Iterator[str]:
     """``agentrt engine serve`` in a subprocess on loopback; stopped with SIGTERM at the end."""
     from engine_server_helpers import engine_server_process
 
-    with engine_server_process(TEST_KV_CACHE_BYTES // 2**20, TEST_MAX_MODEL_LEN) as (url, exit_):
+    kv_mib = engine_kv_cache_bytes() // 2**20
+    with engine_server_process(kv_mib, TEST_MAX_MODEL_LEN) as (url, exit_):
         yield url
     assert not exit_.leftover, f"engine server left processes behind: {exit_.leftover}"
 

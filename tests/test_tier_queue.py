@@ -112,28 +112,27 @@ def test_lowest_tier_is_evicted_first() -> None:
     assert evict_all(pool) == [6, 5, 4, 9, 8, 7, 3, 2, 1]
 
 
-@pytest.mark.parametrize("tier", [Tier.SCRATCH, Tier.RESPONSE, Tier.SYSTEM])
-def test_lru_within_a_tier_that_holds_no_waiting_run(tier: Tier) -> None:
-    pool, queue = make_pool()
-    a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
-    for blocks in (a, b, c):
-        label(queue, blocks, BlockLabel(tier))
-    for blocks in (b, a, c):
-        free(pool, blocks)
-    assert evict_all(pool) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
-
-
-@pytest.mark.parametrize("tier", [Tier.DEFAULT, Tier.TOOL_OUTPUT, Tier.USER_QUERY])
-def test_live_tier_evicts_the_newest_release_first_tail_block_first(tier: Tier) -> None:
-    # b waits longest for its tools, so it returns first: LRU would evict it first.
-    pool, queue = make_pool()
+def three_runs_freed_b_a_c(tier: Tier, live_ttl_s: float = 120.0) -> BlockPool:
+    """Runs a (blocks 1-3), b (4-6) and c (7-9), all in ``tier``, freed in the order b, a, c."""
+    pool, queue = make_pool(live_ttl_s=live_ttl_s)
     a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
     for blocks in (a, b, c):
         label(queue, blocks, BlockLabel(tier))
     for blocks in (b, a, c):
         free(pool, blocks)
     queue.check_integrity()
-    assert evict_all(pool) == [9, 8, 7, 3, 2, 1, 6, 5, 4]
+    return pool
+
+
+@pytest.mark.parametrize("tier", [Tier.SCRATCH, Tier.RESPONSE, Tier.SYSTEM])
+def test_lru_within_a_tier_that_holds_no_waiting_run(tier: Tier) -> None:
+    assert evict_all(three_runs_freed_b_a_c(tier)) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
+
+
+@pytest.mark.parametrize("tier", [Tier.DEFAULT, Tier.TOOL_OUTPUT, Tier.USER_QUERY])
+def test_live_tier_evicts_the_newest_release_first_tail_block_first(tier: Tier) -> None:
+    # b waits longest for its tools, so it returns first: LRU would evict it first.
+    assert evict_all(three_runs_freed_b_a_c(tier)) == [9, 8, 7, 3, 2, 1, 6, 5, 4]
 
 
 def test_live_blocks_past_their_ttl_go_first_least_recently_freed_first() -> None:
@@ -163,12 +162,7 @@ def test_live_blocks_past_their_ttl_go_first_least_recently_freed_first() -> Non
 
 
 def test_live_ttl_zero_is_lru_in_every_tier() -> None:
-    pool, queue = make_pool(live_ttl_s=0.0)
-    a, b, c = prefill(pool, 3), prefill(pool, 3), prefill(pool, 3)
-    for blocks in (a, b, c):
-        label(queue, blocks, BlockLabel(Tier.TOOL_OUTPUT))
-    for blocks in (b, a, c):
-        free(pool, blocks)
+    pool = three_runs_freed_b_a_c(Tier.TOOL_OUTPUT, live_ttl_s=0.0)
     assert evict_all(pool) == [6, 5, 4, 3, 2, 1, 9, 8, 7]
 
 

@@ -6,6 +6,11 @@ import argparse
 
 from agentrt.engine import EngineOptions
 
+LIVE_TTL_HELP = (
+    "seconds a waiting run's freed context is evicted newest first before it counts as "
+    "stale (0: LRU within every tier; default 120)"
+)
+
 
 def add_engine_flags(
     p: argparse.ArgumentParser, *, kv_cache_mib: int = 512, max_model_len: int = 4096
@@ -25,13 +30,7 @@ def add_engine_flags(
     )
     g.add_argument("--no-hints", action="store_true", help="plain vLLM scheduler (LRU, no tiers)")
     g.add_argument("--max-num-seqs", type=int, default=None, help="concurrent sequences per step")
-    g.add_argument(
-        "--live-ttl-s",
-        type=float,
-        default=None,
-        help="seconds a waiting run's freed context is evicted newest first before it counts "
-        "as stale (0: LRU within every tier; default 120)",
-    )
+    g.add_argument("--live-ttl-s", type=float, default=None, help=LIVE_TTL_HELP)
     g.add_argument(
         "--no-jump-forward",
         action="store_true",

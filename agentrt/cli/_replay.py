@@ -40,6 +40,7 @@ from agentrt.replay.run._sources import (
     replay_mode,
 )
 
+from ._engine_options import LIVE_TTL_HELP
 from ._replay_report import replay_source, write_replay_report
 from ._replay_routers import run_routers
 from ._replay_twin import add_twin_arguments, check_replica_arguments, twin_source
@@ -236,11 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     )
     eng.add_argument("--max-num-seqs", type=int, default=None, help="embedded: batch size cap")
     eng.add_argument(
-        "--live-ttl-s",
-        type=float,
-        default=None,
-        help="embedded, twin: seconds a waiting run's freed context is evicted newest first "
-        "before it counts as stale (0: LRU within every tier; default 120)",
+        "--live-ttl-s", type=float, default=None, help="embedded, twin: " + LIVE_TTL_HELP
     )
     eng.add_argument(
         "--num-blocks",
