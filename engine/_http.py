@@ -28,7 +28,6 @@ from ._protocol import EngineError
 from ._replicas import RouterLink, server_stats, session_headers, sum_stats
 from ._tokenizer import ChatTokenizer, HFCodec
 from ._types import (
-    KV_FULL,
     EngineInfo,
     EngineLoad,
     EngineStats,
@@ -285,10 +284,11 @@ class HTTPEngine(EngineBase):
         m = parse_prometheus(resp.text) if resp.status_code == 200 else {}
         if "vllm:num_requests_waiting" not in m or "vllm:num_requests_running" not in m:
             return EngineLoad(0, 0, known=False)
-        return EngineLoad(
+        return EngineLoad.from_gauges(
             waiting=int(m["vllm:num_requests_waiting"]),
             running=int(m["vllm:num_requests_running"]),
-            full=float(m.get("vllm:kv_cache_usage_perc", 0.0)) >= KV_FULL,
+            kv_usage=float(m.get("vllm:kv_cache_usage_perc", 0.0)),
+            max_num_seqs=None,  # a server's metrics do not say
         )
 
     async def reset_prefix_cache(self) -> None:

@@ -246,12 +246,14 @@ class ScriptedEngine(EngineBase):
         )
 
     async def load(self) -> EngineLoad:
-        """Queued requests, and whether any of the last few steps was full."""
+        """Queued requests, KV usage, and whether any of the last few steps was full."""
         per_token = self.timing.prefill_s_per_token
-        return EngineLoad(
+        return EngineLoad.from_gauges(
             waiting=len(self._waiting),
             running=len(self._running),
-            full=any(self._full_steps),
+            kv_usage=self.cache.usage,
+            max_num_seqs=None,  # its step fullness already counts the sequence limit
+            full_steps=any(self._full_steps),
             prefill_tokens_per_s=1.0 / per_token if per_token > 0 else None,
         )
 

@@ -27,6 +27,7 @@ from ._twin_cost import CostModel, StepShape
 from ._twin_model import ModelSpec
 from ._types import (
     EngineInfo,
+    EngineLoad,
     EngineStats,
     GenerateRequest,
     RequestId,
@@ -199,6 +200,18 @@ class TwinEngine(EngineBase):
             block_size=self._info.block_size,
             num_blocks=self.options.settings.num_blocks,
             tiers=decode_tier_stats(tiers) if tiers is not None else {},
+        )
+
+    async def load(self) -> EngineLoad:
+        """By the real engine's rule, from the same gauges (the batch at ``max_num_seqs``
+        or the KV cache nearly used up): the twin's steps would also tell when they were
+        full, but the real engine cannot, and split prefill must choose alike on both."""
+        c = self.core.counters
+        return EngineLoad.from_gauges(
+            waiting=c.num_waiting,
+            running=c.num_running,
+            kv_usage=c.kv_usage,
+            max_num_seqs=self.options.settings.max_num_seqs,
         )
 
     async def reset_prefix_cache(self) -> None:

@@ -425,6 +425,33 @@ class EngineLoad:
         """Extra work now would delay foreground work (or nobody can tell that it won't)."""
         return not self.known or self.waiting > 0 or self.full
 
+    @classmethod
+    def from_gauges(
+        cls,
+        *,
+        waiting: int,
+        running: int,
+        kv_usage: float,
+        max_num_seqs: int | None,
+        full_steps: bool = False,
+        prefill_tokens_per_s: float | None = None,
+    ) -> EngineLoad:
+        """The one rule every engine reports its load by, from what vLLM's gauges say.
+
+        "Full" when the batch holds ``max_num_seqs`` sequences (None: the engine does not
+        say, e.g. a server's metrics), the KV cache is at least :data:`KV_FULL` used, or the
+        engine saw its recent steps use their whole budget (``full_steps``; only engines
+        that see their steps can tell). The twin reports by this rule exactly as the real
+        engine does, so split prefill makes the same choices on both.
+        """
+        at_seqs = max_num_seqs is not None and running >= max_num_seqs
+        return cls(
+            waiting=waiting,
+            running=running,
+            full=full_steps or at_seqs or kv_usage >= KV_FULL,
+            prefill_tokens_per_s=prefill_tokens_per_s,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class EngineInfo:

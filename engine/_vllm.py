@@ -20,7 +20,6 @@ from ._protocol import EngineError
 from ._tier_wire import fetch_tier_stats, release_now
 from ._tokenizer import ChatTokenizer
 from ._types import (
-    KV_FULL,
     EngineInfo,
     EngineLoad,
     EngineStats,
@@ -195,8 +194,9 @@ class VLLMEngine(EngineBase):
         KV cache is nearly used up (vLLM reports no per-step token budget use)."""
         running, waiting, kv_usage = self._occupancy()
         max_seqs = self.async_llm.vllm_config.scheduler_config.max_num_seqs
-        full = running >= max_seqs or kv_usage >= KV_FULL
-        return EngineLoad(waiting=waiting, running=running, full=full)
+        return EngineLoad.from_gauges(
+            waiting=waiting, running=running, kv_usage=kv_usage, max_num_seqs=max_seqs
+        )
 
     async def stats(self) -> EngineStats:
         q, h = self._prefix_counters()

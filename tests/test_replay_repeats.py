@@ -22,7 +22,7 @@ from agentrt.replay.report._records import CallRecord, RequestRecord
 from agentrt.replay.report._report import write_report
 from agentrt.replay.report._results import CONTROL_MODE, ReplayRun
 from agentrt.replay.report._summary import summarize
-from agentrt.replay.run._driver import redrawn, replay_all
+from agentrt.replay.run._driver import mode_order, redrawn, replay_all
 from agentrt.replay.run._plan import build_plan
 from agentrt.replay.run._sources import (
     PoissonLoad,
@@ -125,8 +125,14 @@ def test_replay_all_repeats_modes_back_to_back_on_new_arrival_draws() -> None:
         return await replay_all(plan, modes, [PoissonLoad(2.0, seed=3)], source, repeats=3)
 
     runs = run_virtual(go)
+    # Each repeat's modes run back to back; the order rotates (repeat 2 starts with "all").
     assert [(r.repeat, r.mode) for r in runs] == [
-        (k, m) for k in range(3) for m in ("baseline", "all")
+        (0, "baseline"),
+        (0, "all"),
+        (1, "baseline"),
+        (1, "all"),
+        (2, "all"),
+        (2, "baseline"),
     ]
     seeds = [r.config["load"]["seed"] for r in runs]
     assert seeds == [3, 3, 4, 4, 5, 5]
@@ -136,6 +142,19 @@ def test_replay_all_repeats_modes_back_to_back_on_new_arrival_draws() -> None:
         if r.mode == "baseline"
     }
     assert len(set(arrivals.values())) == 3
+
+
+@pytest.mark.parametrize(("n", "repeats"), [(2, 3), (4, 3), (8, 3), (7, 5), (8, 1)])
+def test_mode_order_moves_every_mode_and_keeps_the_first_repeat(n: int, repeats: int) -> None:
+    modes = list(range(n))
+    orders = [mode_order(modes, k, repeats) for k in range(repeats)]
+    assert orders[0] == modes
+    assert all(sorted(o) == modes for o in orders)
+    if 1 < repeats <= n:
+        # No mode holds the same place in two repeats.
+        for m in modes:
+            places = [o.index(m) for o in orders]
+            assert len(set(places)) == repeats
 
 
 def test_cli_repeats_reports_intervals(tmp_path: Path) -> None:

@@ -81,6 +81,29 @@ def test_policy_skips_a_saturated_or_unknown_engine(load: EngineLoad) -> None:
     assert decision == SkipSplit("saturated")
 
 
+@pytest.mark.parametrize(
+    ("running", "kv_usage", "max_num_seqs", "full_steps", "full"),
+    [
+        (3, 0.5, 4, False, False),
+        (4, 0.5, 4, False, True),  # the batch holds max_num_seqs
+        (3, 0.95, 4, False, True),  # the KV cache is nearly used up
+        (9, 0.5, None, False, False),  # a server's metrics do not give the limit
+        (1, 0.1, None, True, True),  # an engine that saw its steps full
+    ],
+)
+def test_every_engine_reports_full_by_one_rule(
+    running: int, kv_usage: float, max_num_seqs: int | None, full_steps: bool, full: bool
+) -> None:
+    load = EngineLoad.from_gauges(
+        waiting=0,
+        running=running,
+        kv_usage=kv_usage,
+        max_num_seqs=max_num_seqs,
+        full_steps=full_steps,
+    )
+    assert (load.full, load.saturated) == (full, full)
+
+
 def test_policy_skips_when_the_tools_end_before_the_prefill_would() -> None:
     # 500 tokens at 1000 tok/s = 0.5 s > 0.4 s of tools left.
     assert decide_split(IDLE, new_tokens=500, tools_left_s=0.4, tokens_per_s=1000.0) == SkipSplit(

@@ -20,6 +20,7 @@ from agentrt.engine import (
     ByteCodec,
     CacheHint,
     ChatTokenizer,
+    EngineLoad,
     GenerateRequest,
     PrefillRequest,
     PromptTooLongError,
@@ -160,6 +161,32 @@ def test_priority_decides_who_waits(model: ModelSpec) -> None:
 
     first = run_virtual(main)
     assert sorted(first, key=first.__getitem__) == ["a", "c", "b"]
+
+
+def test_load_follows_the_real_engines_rule(model: ModelSpec) -> None:
+    """A batch at max_num_seqs is full and the request behind it waits: split prefill must
+    see the same load on the twin as on the real engine (which cannot see its steps)."""
+
+    async def main() -> tuple[EngineLoad, EngineLoad, EngineLoad]:
+        engine = make_twin(model, max_num_seqs=2)
+        idle = await engine.load()
+        first_token = asyncio.Event()
+
+        async def run(start: int) -> None:
+            async for _ in engine.generate(forced(range(start, start + 20), (1,) * 30)):
+                first_token.set()
+
+        tasks = [asyncio.create_task(run(s)) for s in (100, 200, 300)]
+        await first_token.wait()
+        busy = await engine.load()
+        await asyncio.gather(*tasks)
+        done = await engine.load()
+        await engine.aclose()
+        return idle, busy, done
+
+    idle, busy, done = run_virtual(main)
+    assert not idle.saturated and not done.saturated
+    assert (busy.running, busy.waiting, busy.full) == (2, 1, True)
 
 
 def test_split_pending_expires_on_simulated_time(model: ModelSpec) -> None:

@@ -182,7 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         type=_positive_int,
         default=1,
         help="replay every mode at every load N times, Poisson arrivals drawn with seeds "
-        "seed..seed+N-1; reports each median with a 95%% interval (default 1)",
+        "seed..seed+N-1, the order of the modes rotated from one repeat to the next; "
+        "reports each median with a 95%% interval (default 1)",
     )
     run.add_argument(
         "--tool-factor", type=float, default=1.0, help="tools sleep recorded latency x this"

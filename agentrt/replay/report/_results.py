@@ -12,8 +12,9 @@ from ._records import RequestRecord
 from ._summary import RunSummary
 
 CONTROL_MODE = "baseline_again"
-"""The A/A control: the baseline's switches under another name. Run after the other modes,
-its change against the baseline is the run-to-run noise of the machine (drift included)."""
+"""The A/A control: the baseline's switches under another name, run in each repeat at
+another place than the baseline (the order rotates, ``mode_order``); its change against the
+baseline is the run-to-run noise of the machine (drift included)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ change from noise, and either suffices:
 - the real change's 95% interval (a paired bootstrap over repeats and requests,
   ``_intervals``) holds 0, and the twin's change lies inside it;
 - the A/A control: when the real replay ran ``baseline_again`` (the baseline's switches
-  under another name, run after every other mode of each repeat), its change against the
+  under another name, at another place in each repeat than the baseline), its change against the
   baseline is what "no effect" measures on this machine, drift included. The noise band is
   the largest such change over the workload's loads; a real change within the band is
   noise, and a twin change within it agrees. The bootstrap cannot see this noise: it
@@ -204,8 +204,8 @@ def render(cells: Sequence[Cell], tolerance: float, title: str) -> str:
         "against the baseline must agree: the same sign on both, or, where the real "
         "engine cannot tell the change from noise (its 95% interval holds 0, or it lies "
         "within the A/A control's band), a twin change inside that interval or band (~: "
-        "agrees within the real engine's noise). A/A: the control, the baseline run again "
-        "after the other modes.",
+        "agrees within the real engine's noise). A/A: the control, the baseline's switches "
+        "run again at another place in each repeat.",
         "",
         "| mode | load (req/s) | real FTR p50 (s) | twin FTR p50 (s) | twin / real "
         "| real vs baseline [95%] | twin vs baseline | agrees | real KV hit | twin KV hit |",
