@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ._clock import now
 from ._tier_labels import label_request_blocks
-from ._tier_queue import TieredFreeBlockQueue
+from ._tier_queue import DEFAULT_LIVE_TTL_S, DEFAULT_PENDING_TTL_S, TieredFreeBlockQueue
 from ._types import CacheHint, SessionId, TierStats
 
 
@@ -73,8 +73,8 @@ class SimKVCache:
         *,
         use_tiers: bool = True,
         pending_cap: float = 0.5,
-        pending_ttl_s: float = 60.0,
-        live_ttl_s: float = 120.0,
+        pending_ttl_s: float = DEFAULT_PENDING_TTL_S,
+        live_ttl_s: float = DEFAULT_LIVE_TTL_S,
         clock: Callable[[], float] = now,
     ) -> None:
         if block_size < 1:

@@ -36,6 +36,12 @@ _PENDING = Tier.SPLIT_PENDING
 # the run freed most recently returns last (Belady's choice when tool times are alike).
 _LIVE_TIERS = frozenset({Tier.DEFAULT, Tier.TOOL_OUTPUT, Tier.USER_QUERY})
 
+DEFAULT_PENDING_TTL_S = 60.0
+"""Lifetime of a SPLIT_PENDING label whose hint names no ``ttl_s``."""
+
+DEFAULT_LIVE_TTL_S = 120.0
+"""How long a waiting run's freed context is evicted newest release first before it is stale."""
+
 # Heap key within a tier: (0, seq, 0) for LRU order, (1, -group, seq) for a fresh live
 # block (newest release first, its blocks in vLLM's order).
 _Key = tuple[int, int, int]
@@ -91,8 +97,8 @@ class TieredFreeBlockQueue(Generic[B]):
         *,
         use_tiers: bool = True,
         pending_cap: int = 0,
-        pending_ttl_s: float = 60.0,
-        live_ttl_s: float = 120.0,
+        pending_ttl_s: float = DEFAULT_PENDING_TTL_S,
+        live_ttl_s: float = DEFAULT_LIVE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if live_ttl_s < 0:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._tier_queue import DEFAULT_LIVE_TTL_S, DEFAULT_PENDING_TTL_S
 from ._types import CacheHint, SessionId, Tier, TierStats
 
 PAYLOAD_KEY = "agentrt"
@@ -154,6 +155,10 @@ class PendingReleases:
         return len(self._ids)
 
 
+DEFAULT_PENDING_CAP = 0.5
+"""Share of the KV blocks that SPLIT_PENDING labels may hold."""
+
+
 @dataclass(frozen=True, slots=True)
 class TierSettings:
     """Engine-side switches, passed as ``additional_config={"agentrt": settings.to_config()}``.
@@ -169,9 +174,9 @@ class TierSettings:
     """
 
     use_tiers: bool = True
-    pending_cap: float = 0.5
-    pending_ttl_s: float = 60.0
-    live_ttl_s: float = 120.0
+    pending_cap: float = DEFAULT_PENDING_CAP
+    pending_ttl_s: float = DEFAULT_PENDING_TTL_S
+    live_ttl_s: float = DEFAULT_LIVE_TTL_S
 
     def __post_init__(self) -> None:
         if not isinstance(self.use_tiers, bool):
@@ -202,11 +207,12 @@ class TierSettings:
         unknown = set(raw) - {"use_tiers", "pending_cap", "pending_ttl_s", "live_ttl_s"}
         if unknown:
             raise ValueError(f"unknown agentrt settings: {sorted(unknown)}")
+        d = cls()  # absent keys keep the defaults; numbers may arrive as JSON ints
         return cls(
-            use_tiers=raw.get("use_tiers", True),
-            pending_cap=float(raw.get("pending_cap", 0.5)),
-            pending_ttl_s=float(raw.get("pending_ttl_s", 60.0)),
-            live_ttl_s=float(raw.get("live_ttl_s", 120.0)),
+            use_tiers=raw.get("use_tiers", d.use_tiers),
+            pending_cap=float(raw.get("pending_cap", d.pending_cap)),
+            pending_ttl_s=float(raw.get("pending_ttl_s", d.pending_ttl_s)),
+            live_ttl_s=float(raw.get("live_ttl_s", d.live_ttl_s)),
         )
 
 

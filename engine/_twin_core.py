@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._step_trace import scheduled_shape
+from ._tier_queue import DEFAULT_LIVE_TTL_S, DEFAULT_PENDING_TTL_S
+from ._tier_wire import CONFIG_KEY, DEFAULT_PENDING_CAP, TierSettings
 from ._twin_cost import StepShape
 
 if TYPE_CHECKING:
@@ -48,9 +50,9 @@ class TwinSettings:
     long_prefill_token_threshold: int = 0
     scheduling_policy: Literal["priority", "fcfs"] = "priority"
     cache_hints: bool = True
-    pending_cap: float = 0.5
-    pending_ttl_s: float = 60.0
-    live_ttl_s: float = 120.0
+    pending_cap: float = DEFAULT_PENDING_CAP
+    pending_ttl_s: float = DEFAULT_PENDING_TTL_S
+    live_ttl_s: float = DEFAULT_LIVE_TTL_S
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,8 +69,7 @@ class TwinSettings:
                 f"TwinSettings.max_num_batched_tokens ({self.max_num_batched_tokens}) must be "
                 f">= max_num_seqs ({self.max_num_seqs}), as vLLM requires"
             )
-        if not (math.isfinite(self.live_ttl_s) and self.live_ttl_s >= 0):
-            raise ValueError(f"TwinSettings.live_ttl_s must be >= 0, got {self.live_ttl_s!r}")
+        self.tier_config()  # the tier scheduler's own checks, naming the bad field
         if self.scheduling_policy not in ("priority", "fcfs"):
             raise ValueError("TwinSettings.scheduling_policy must be 'priority' or 'fcfs'")
         need = math.ceil(self.max_model_len / self.block_size)
@@ -80,11 +81,12 @@ class TwinSettings:
             )
 
     def tier_config(self) -> dict[str, Any]:
-        return {
-            "pending_cap": self.pending_cap,
-            "pending_ttl_s": self.pending_ttl_s,
-            "live_ttl_s": self.live_ttl_s,
-        }
+        """The tier scheduler's ``additional_config`` entry (``TierSettings``, validated)."""
+        return TierSettings(
+            pending_cap=self.pending_cap,
+            pending_ttl_s=self.pending_ttl_s,
+            live_ttl_s=self.live_ttl_s,
+        ).to_config()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +348,7 @@ def _vllm_config(model_folder: str, dtype: str, settings: TwinSettings) -> Any:
     )
     cache = CacheConfig(block_size=settings.block_size, enable_prefix_caching=True)
     cache.num_gpu_blocks = settings.num_blocks
-    additional = {"agentrt": settings.tier_config()} if settings.cache_hints else {}
+    additional = {CONFIG_KEY: settings.tier_config()} if settings.cache_hints else {}
     return VllmConfig(
         model_config=model,
         scheduler_config=sched,
