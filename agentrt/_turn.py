@@ -335,7 +335,11 @@ class TurnRunner:
                 final=not may_call,
             ),
             session=self.session,
-            priority=0 if self.rank is None else RUN_PRIORITIES.priority(self.rank),
+            priority=(
+                0
+                if self.rank is None
+                else RUN_PRIORITIES.priority(self.rank, self.engine.info.max_num_seqs)
+            ),
             cache_salt=self.config.cache_salt,
         )
 

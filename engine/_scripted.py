@@ -136,14 +136,17 @@ class ScriptedEngine(EngineBase):
         use_tiers: bool = True,
         record_requests: bool = True,
     ) -> None:
+        tm = timing or TimingModel()
         super().__init__(
             tokenizer or ChatTokenizer(ByteCodec()),
-            EngineInfo("scripted", max_model_len, block_size, use_tiers, "scripted"),
+            EngineInfo(
+                "scripted", max_model_len, block_size, use_tiers, "scripted", tm.max_num_seqs
+            ),
             id_prefix="scripted",
         )
         self._script_fn = script if callable(script) else None
         self._script_iter = None if callable(script) else iter(list(script))
-        self.timing = timing or TimingModel()
+        self.timing = tm
         self.prefill_forced_token = self._tokenizer.im_end_id
         self.cache = SimKVCache(block_size, num_blocks, use_tiers=use_tiers)
         self._calls = itertools.count()

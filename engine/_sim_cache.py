@@ -206,7 +206,7 @@ class SimKVCache:
         seq.num_cached_blocks = 0
 
     def release(self, session: SessionId) -> int:
-        """Demote a finished run's blocks (SYSTEM ones stay); returns blocks demoted."""
+        """Demote a finished run's blocks that no live run shares; returns blocks demoted."""
         return self.queue.release(session)
 
     def _new_block(self) -> SimBlock:

@@ -150,7 +150,7 @@ class TierScheduler(Scheduler):
     # -- tiers ---------------------------------------------------------------------------
 
     def release_sessions(self, sessions: Sequence[str]) -> int:
-        """Demote the blocks of finished runs (SYSTEM blocks stay); returns blocks demoted."""
+        """Demote the blocks of finished runs that no live run shares; returns blocks demoted."""
         total = 0
         for s in sessions:
             demoted = self.tier_queue.release(s)

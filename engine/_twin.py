@@ -131,6 +131,7 @@ class TwinEngine(EngineBase):
             block_size=s.block_size,
             supports_hints=s.cache_hints,
             backend="twin",
+            max_num_seqs=s.max_num_seqs,
         )
         super().__init__(options.resolved_tokenizer(), info, id_prefix=id_prefix)
         self.options = options

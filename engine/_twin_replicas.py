@@ -80,6 +80,7 @@ class TwinReplicas(EngineBase):
             block_size=first.block_size,
             supports_hints=first.supports_hints,
             backend="twin",
+            max_num_seqs=first.max_num_seqs,  # per replica: each schedules its own batch
         )
         super().__init__(self.replicas[0].tokenizer, info, id_prefix="twin-router")
         self.in_flight = [0] * replicas

@@ -462,3 +462,5 @@ class EngineInfo:
     block_size: int
     supports_hints: bool
     backend: Literal["vllm", "http", "scripted", "twin"]
+    max_num_seqs: int | None = None
+    """How many sequences one engine step holds at most (None: the engine does not say)."""

@@ -90,6 +90,7 @@ class VLLMEngine(EngineBase):
             block_size=cfg.cache_config.block_size,
             supports_hints=opts.cache_hints,
             backend="vllm",
+            max_num_seqs=cfg.scheduler_config.max_num_seqs,
         )
         tok = ChatTokenizer.from_folder(folder)
         return cls(llm, tok, info, jump_forward=opts.jump_forward)

@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+import agentrt.server._sessions
+from agentrt._run_priority import RunPriorities
 from agentrt.engine import (
     CacheHint,
     EngineLoad,
@@ -241,7 +243,11 @@ async def test_streamed_completions_are_remembered_too() -> None:
     assert extends(two.prompt, one.prompt + turn_tokens(eng, CALL_TEXT))
 
 
-async def test_session_inferred_from_the_echo_keeps_session_and_priority() -> None:
+async def test_session_inferred_from_the_echo_keeps_session_and_priority(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ranks of its own: other tests' runs in this process must not cap these priorities.
+    monkeypatch.setattr(agentrt.server._sessions, "RUN_PRIORITIES", RunPriorities())
     eng = engine(CALL_TEXT, ANSWER, ANSWER)
     async with served(eng) as url, httpx.AsyncClient(base_url=url) as c:
         await tool_round(c)

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agentrt._run_priority import RunPriorities
 from agentrt.engine import ChatMessage, SessionId, ToolCallPart
 from agentrt.server._auth import make_key
 from agentrt.server._echo import RememberedTurn, TurnMemory, fingerprint, scope_of
@@ -127,18 +128,54 @@ def test_client_key_precedence() -> None:
     assert client_key(None, None, None) is None
 
 
-def test_sessions_by_key_are_per_scope_and_keep_their_priority() -> None:
-    s = ChatSessions(8, 60)
+def test_sessions_by_key_are_per_scope_and_keep_their_rank_for_a_run() -> None:
+    s = ChatSessions(8, 60, priorities=RunPriorities())
     one = s.arrive("a", "conv", None)
     again = s.arrive("a", "conv", None)
     other_scope = s.arrive("b", "conv", None)
-    assert one.id == again.id and one.priority == again.priority
-    assert other_scope.id != one.id and other_scope.priority > one.priority
+    assert one.id == again.id and one.rank == again.rank
+    assert other_scope.id != one.id and other_scope.rank > one.rank
+
+
+def test_a_session_takes_the_run_priorities_of_agent_runs() -> None:
+    """A session's run holds a rank from its first request to its final answer (a new
+    run of the same conversation takes a new one); eviction and close() let go of it, and
+    its requests' priorities are bounded by the gap of the engine's batch."""
+    clock = Clock()
+    prios = RunPriorities()
+    s = ChatSessions(8, 10, clock, prios)
+    first = s.arrive("", "a", None)
+    later = [s.arrive("", f"b{i}", None) for i in range(5)]
+    assert prios.live() == 6
+    assert [s.priority(x, max_num_seqs=4) for x in (first, *later)] == [0, 1, 2, 2, 2, 2]
+    s.completed("", "a", first, final=True)  # its run is over: the others move up
+    assert [s.priority(x, max_num_seqs=4) for x in later] == [1, 2, 3, 3, 3]
+    again = s.arrive("", "a", None)  # the conversation goes on: a new run, ranked last
+    assert again.id == first.id and again.rank > later[-1].rank
+    clock.t = 11  # every session idles out
+    assert len(s.take_expired()) == 6 and prios.live() == 0
+    s.arrive("", "c", None)
+    s.close()
+    assert prios.live() == 0
+    prios.check_integrity()
+
+
+def test_a_session_evicted_while_it_ran_comes_back_with_a_live_rank() -> None:
+    prios = RunPriorities()
+    s = ChatSessions(1, 60, priorities=prios)
+    a = s.arrive("", "a", None)
+    s.arrive("", "b", None)  # capacity 1: a is evicted, its rank closed
+    assert prios.live() == 1
+    back = s.completed("", "a", a, final=False)  # a's tool calls: stored again, b evicted
+    assert back.rank != a.rank and prios.live() == 1
+    s.completed("", "a", back, final=True)
+    assert prios.live() == 0
+    prios.check_integrity()
 
 
 def test_inferred_sessions_continue_only_while_live() -> None:
     clock = Clock()
-    s = ChatSessions(8, 10, clock)
+    s = ChatSessions(8, 10, clock, RunPriorities())
     first = s.arrive("", None, None)
     assert s.arrive("", None, first.id).id == first.id
     assert s.arrive("b", None, first.id).id != first.id  # another scope cannot join it
@@ -148,7 +185,7 @@ def test_inferred_sessions_continue_only_while_live() -> None:
 
 def test_tool_latency_is_learned_from_the_gap_before_the_next_request() -> None:
     clock = Clock()
-    s = ChatSessions(8, 600, clock)
+    s = ChatSessions(8, 600, clock, RunPriorities())
     sess = s.arrive("", "k", None)
     assert sess.split_ttl() == 10.0  # twice the default before anything is learned
     s.completed("", "k", sess, final=False)
@@ -162,7 +199,7 @@ def test_tool_latency_is_learned_from_the_gap_before_the_next_request() -> None:
 
 def test_idle_sessions_are_handed_out_for_release_unless_already_released() -> None:
     clock = Clock()
-    s = ChatSessions(8, 10, clock)
+    s = ChatSessions(8, 10, clock, RunPriorities())
     live = s.arrive("", "live", None)
     done = s.arrive("", "done", None)
     s.completed("", "done", done, final=True)
@@ -173,7 +210,7 @@ def test_idle_sessions_are_handed_out_for_release_unless_already_released() -> N
 
 
 def test_capacity_bounds_sessions() -> None:
-    s = ChatSessions(2, 60)
+    s = ChatSessions(2, 60, priorities=RunPriorities())
     ids = [s.arrive("", f"k{i}", None).id for i in range(3)]
     assert len(s) == 2
     assert s.take_expired() == [ids[0]]

@@ -104,14 +104,14 @@ def test_split_pending_expires_to_its_base_tier() -> None:
     assert not present(c, seq(1)) and present(c, seq(4))
 
 
-def test_release_demotes_all_but_system() -> None:
+def test_release_demotes_what_no_live_run_shares() -> None:
     c = SimKVCache(BS, 3)
     cache_one(c, seq(1), Tier.SYSTEM, session="run")
     cache_one(c, seq(2), Tier.TOOL_OUTPUT, session="run")
     cache_one(c, seq(3), None)
-    assert c.release(SessionId("run")) == 1
-    cache_one(c, seq(4), None)  # 2 is SCRATCH now and older than 3
-    assert [present(c, seq(i)) for i in (1, 2, 3, 4)] == [True, False, True, True]
+    assert c.release(SessionId("run")) == 2
+    cache_one(c, seq(4), None)  # 1 and 2 are SCRATCH now; 1 is the oldest
+    assert [present(c, seq(i)) for i in (1, 2, 3, 4)] == [False, True, True, True]
 
 
 def test_blocks_in_use_are_never_evicted() -> None:

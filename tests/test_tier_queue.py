@@ -191,7 +191,9 @@ def test_split_pending_expires_to_its_base_tier_at_its_lru_position() -> None:
     assert evict_all(pool) == [9, 8, 7, 3, 2, 1, 6, 5, 4]
 
 
-def test_release_demotes_a_runs_blocks_except_system() -> None:
+def test_release_demotes_a_runs_blocks_except_those_a_live_run_shares() -> None:
+    """A system prompt keeps SYSTEM only while a live run uses it: released system
+    blocks of finished conversations must not outrank live runs' context."""
     pool, queue = make_pool()
     system, query, tools = prefill(pool, 2), prefill(pool, 2), prefill(pool, 2)
     other = prefill(pool, 3)
@@ -199,22 +201,24 @@ def test_release_demotes_a_runs_blocks_except_system() -> None:
     label(queue, query, BlockLabel(Tier.USER_QUERY), "run-1")
     label(queue, tools, BlockLabel(Tier.TOOL_OUTPUT), "run-1")
     label(queue, other, BlockLabel(Tier.DEFAULT), "run-2")
+    queue.label(system[0].block_id, BlockLabel(Tier.SYSTEM), "run-2")  # shared with run-2
     queue.label(query[0].block_id, BlockLabel(Tier.USER_QUERY), "run-2")  # shared with run-2
     for blocks in (system, query, tools, other):
         free(pool, blocks)
     assert order(queue) == [9, 8, 7, 6, 5, 4, 3, 2, 1]
-    assert queue.release("run-1") == 3
+    assert queue.release("run-1") == 4
     queue.check_integrity()
     assert [queue.tier_of(i) for i in range(1, 7)] == [
         Tier.SYSTEM,
-        Tier.SYSTEM,
+        Tier.SCRATCH,
         Tier.USER_QUERY,
         Tier.SCRATCH,
         Tier.SCRATCH,
         Tier.SCRATCH,
     ]
-    # Demoted blocks keep their LRU position among the SCRATCH ones.
-    assert evict_all(pool) == [4, 6, 5, 9, 8, 7, 3, 2, 1]
+    # Demoted blocks keep their LRU position among the SCRATCH ones; the unshared system
+    # block goes before run-2's live context.
+    assert evict_all(pool) == [2, 4, 6, 5, 9, 8, 7, 3, 1]
 
 
 def test_release_of_an_unknown_session_changes_nothing() -> None:

@@ -173,7 +173,7 @@ def test_release_piggybacks_on_the_next_request(model_dir: Path) -> None:
     assert tiers(sched, d.blocks["a"]) == [Tier.SYSTEM] * 2 + [Tier.USER_QUERY] * 2
     d.add("next", [500, 501, 502], payload=TierPayload(release=(SessionId("run-1"),)).to_xargs())
     # Applied on arrival, before the new request is scheduled or allocates.
-    assert tiers(sched, d.blocks["a"]) == [Tier.SYSTEM] * 2 + [Tier.SCRATCH] * 2
+    assert tiers(sched, d.blocks["a"]) == [Tier.SCRATCH] * 4
     sched.tier_queue.check_integrity()
 
 
@@ -323,8 +323,8 @@ async def test_client_helper_fetches_stats(model_dir: Path) -> None:
     stats = await fetch_tier_stats(llm)
     assert stats["SYSTEM"] == TierStats(cached_blocks=2, evictions=0, hits=0)
     assert stats["TOOL_OUTPUT"] == TierStats(cached_blocks=1, evictions=0, hits=0)
-    assert sched.release_sessions(["s"]) == 2
-    assert (await fetch_tier_stats(llm))["SCRATCH"].cached_blocks == 2
+    assert sched.release_sessions(["s"]) == 4
+    assert (await fetch_tier_stats(llm))["SCRATCH"].cached_blocks == 4
     with pytest.raises(RuntimeError, match="TierScheduler"):
         await fetch_tier_stats(_FakeLLM(_engine_core_with(make_scheduler(model_dir, Scheduler))))
 

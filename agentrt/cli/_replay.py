@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agentrt._run_priority import DEFAULT_MAX_GAP, RUN_PRIORITIES
 from agentrt.engine import EngineError, TimingModel
 from agentrt.replay.report._results import CONTROL_MODE
 from agentrt.replay.run._plan import build_plan
@@ -70,14 +71,19 @@ def _bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024**power)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+        return value
+
+    return parse
 
 
 def _fraction(text: str) -> float:
@@ -179,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     )
     run.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=_int_at_least(1),
         default=1,
         help="replay every mode at every load N times, Poisson arrivals drawn with seeds "
         "seed..seed+N-1, the order of the modes rotated from one repeat to the next; "
@@ -206,6 +212,14 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         type=float,
         default=3600.0,
         help="seconds per (mode, load) run before what still runs is cancelled",
+    )
+    run.add_argument(
+        "--run-priority-gap",
+        type=_int_at_least(0),
+        default=None,
+        help="run_priority: how many priority steps the newest live run may trail the "
+        "oldest by (aging; default: half the engine's max_num_seqs, "
+        f"{DEFAULT_MAX_GAP} if it does not say)",
     )
     run.add_argument("--ttft-deadline", type=float, default=None, help="fluidity: TTFT deadline")
     run.add_argument("--tbt-deadline", type=float, default=None, help="fluidity: TBT deadline")
@@ -316,6 +330,8 @@ async def _open_engine(args: argparse.Namespace) -> tuple[EngineSource, Callable
 
 async def _run(args: argparse.Namespace) -> int:
     check_replica_arguments(args)
+    # Every run of this process takes its priority from the one process-wide counter.
+    RUN_PRIORITIES.max_gap = args.run_priority_gap
     modes = [replay_mode(m) for m in args.modes]
     trace = load_source(args)
     loads = _loads(args)

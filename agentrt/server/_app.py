@@ -120,6 +120,7 @@ def create_app(
                     await st.sweeper.aclose()
                     await st.splits.aclose()
                     await _agents.cancel_all(st)
+                    codesign.close()
         finally:
             if not isinstance(engine, Engine):
                 from agentrt import close_default_engine

@@ -70,11 +70,9 @@ class ChatPlan:
     session_key: str | None = None
     session: ChatSession | None = None
 
-    def with_session(self, session: ChatSession) -> ChatPlan:
-        """The request in ``session``: its priority, its engine session, hints by role."""
-        request = replace(
-            self.request, session=session.id, priority=session.priority, hints=self.roles
-        )
+    def with_session(self, session: ChatSession, priority: int) -> ChatPlan:
+        """The request in ``session``: its engine session, ``priority``, hints by role."""
+        request = replace(self.request, session=session.id, priority=priority, hints=self.roles)
         return replace(self, request=request, session=session)
 
 

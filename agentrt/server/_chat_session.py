@@ -70,6 +70,11 @@ class ChatCodesign:
         self.split_prefill = split_prefill and turns is not None and sessions is not None
         self.splits = splits
 
+    def close(self) -> None:
+        """The server stops: its sessions' runs leave the run priorities."""
+        if self.sessions is not None:
+            self.sessions.close()
+
     def expired(self) -> list[SessionId]:
         """Sessions idle past their TTL that still hold engine state (for the sweeper)."""
         return [] if self.sessions is None else self.sessions.take_expired()
@@ -85,7 +90,7 @@ class ChatCodesign:
         inferred = plan.echoed[-1].session if plan.echoed else None
         session = self.sessions.arrive(plan.scope, given, SessionId(inferred) if inferred else None)
         self.splits.cancel(session.id)
-        return plan.with_session(session)
+        return plan.with_session(session, self.sessions.priority(session, engine.info.max_num_seqs))
 
     async def finished(
         self, engine: Engine, tok: ChatTokenizer, plan: ChatPlan, out: Outcome, header: str | None

@@ -59,8 +59,9 @@ class ServerConfig:
         session_reuse: remember each chat completion's tokens (per API key) and send an
             echoed assistant turn as those tokens instead of re-rendering it.
         chat_sessions: chat requests join sessions (``prompt_cache_key``, ``user``,
-            ``X-Session-Id`` or inferred): hints by role, priority by first arrival,
-            release after a final answer or ``chat_session_idle_s`` idle.
+            ``X-Session-Id`` or inferred): hints by role, run priority as agent runs
+            have it (earlier runs first, within a gap), release after a final answer or
+            ``chat_session_idle_s`` idle.
         chat_split_prefill: after a ``tool_calls`` completion, prefill split A while the
             client runs its tools (needs both switches above).
         max_remembered_turns, remembered_turn_ttl_s: chat completions remembered (LRU,

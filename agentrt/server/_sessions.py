@@ -4,10 +4,11 @@ A chat-completions request names its conversation by ``prompt_cache_key`` (OpenA
 field), else ``user``, else an ``X-Session-Id`` header; failing all three, the server
 infers it from a remembered turn the request echoes (see ``_echo``), and a request that
 echoes none starts a new one. A session gives the engine what an agent run gives it:
-one engine session id (role hints, release), a program-level priority fixed at the
-session's first arrival (earlier conversations are served first), and the tools'
-latency learned from the gap between a ``tool_calls`` completion and the session's next
-request (the lifetime of the split prefill issued meanwhile).
+one engine session id (role hints, release), a rank in the process's run priorities
+(``agentrt._run_priority``, the policy of agent runs: earlier runs first, within a gap
+that follows the engine's batch), and the tools' latency learned from the gap between a
+``tool_calls`` completion and the session's next request (the lifetime of the split
+prefill issued meanwhile).
 
 A session is released when it ends with a final answer or sits idle past ``idle_s``
 (bounded store; the evicted ids are handed out by ``take_expired``, which the server's
@@ -18,12 +19,12 @@ release). Used on the event loop only.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from agentrt._run_priority import RUN_PRIORITIES, RunPriorities
 from agentrt.engine import SessionId
 
 from ._echo import Scope
@@ -32,7 +33,6 @@ from ._lru import IdleLRU
 _LATENCY_WEIGHT = 0.5  # weight of the newest gap in the learned tool latency
 _DEFAULT_TOOL_S = 5.0  # split lifetime before any latency is learned
 _SPLIT_TTL_FLOOR_S = 0.5
-_priorities = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,15 @@ class ChatSession:
     """One conversation's engine-facing state.
 
     Invariants: ``id`` is unique across scopes (a client's key is hashed with its scope);
-    ``priority`` never changes; ``tools_started`` is set only between a ``tool_calls``
-    completion and the session's next request.
+    ``rank`` is the current run's rank: a run, as in the SDK, goes from the session's first
+    request (or its first after a final answer) to its next final answer, and the rank is
+    open in the run priorities exactly while the run lasts and the session is stored;
+    ``tools_started`` is set only between a ``tool_calls`` completion and the session's
+    next request.
     """
 
     id: SessionId
-    priority: int
+    rank: int
     tools_started: float | None = None
     tool_latency_s: float | None = None
     released: bool = False
@@ -90,12 +93,19 @@ class ChatSessions:
         capacity: sessions kept (the least recently used is evicted and released).
         idle_s: a session idle this long is evicted and released.
         clock: seconds, monotonic (tests pass a fake).
+        priorities: where runs take their ranks (default: the process's, shared with agent
+            runs).
     """
 
     def __init__(
-        self, capacity: int, idle_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        capacity: int,
+        idle_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        priorities: RunPriorities | None = None,
     ) -> None:
         self._clock = clock
+        self._priorities = RUN_PRIORITIES if priorities is None else priorities
         self._expired: list[SessionId] = []
         self._live: IdleLRU[tuple[Scope, str], ChatSession] = IdleLRU(
             capacity, idle_s, clock, on_evict=self._evicted
@@ -120,7 +130,9 @@ class ChatSessions:
         now = self._clock()
         current = self._live.get((scope, name))
         if current is None:
-            current = ChatSession(sid, next(_priorities))
+            current = ChatSession(sid, self._priorities.open())
+        elif current.released:  # a new run of a conversation that goes on
+            current = replace(current, rank=self._priorities.open())
         elif current.tools_started is not None:
             learned = learn_latency(current.tool_latency_s, now - current.tools_started)
             current = replace(current, tools_started=None, tool_latency_s=learned)
@@ -134,13 +146,26 @@ class ChatSessions:
         """Record a completion of ``session``: a final answer marks it released (the
         caller releases it), tool calls start the latency clock."""
         name = "key:" + given if given is not None else "id:" + session.id
-        current = self._live.get((scope, name)) or session
+        current = self._live.get((scope, name))
+        if current is None:  # evicted while it ran: eviction closed its rank
+            current = session if final else replace(session, rank=self._priorities.open())
         if final:
+            self._priorities.close(current.rank)
             current = replace(current, tools_started=None, released=True)
         else:
             current = replace(current, tools_started=self._clock(), released=False)
         self._live.put((scope, name), current)
         return current
+
+    def priority(self, session: ChatSession, max_num_seqs: int | None) -> int:
+        """The priority of ``session``'s request sent now to an engine whose batch holds
+        ``max_num_seqs`` sequences (lower goes first)."""
+        return self._priorities.priority(session.rank, max_num_seqs)
+
+    def close(self) -> None:
+        """Close every stored session's rank (the server stops; idempotent)."""
+        for _key, session in self._live.items():
+            self._priorities.close(session.rank)
 
     def take_expired(self) -> list[SessionId]:
         """Sessions evicted since the last call that still hold un-released KV."""
@@ -149,5 +174,6 @@ class ChatSessions:
         return out
 
     def _evicted(self, _key: tuple[Scope, str], session: ChatSession) -> None:
+        self._priorities.close(session.rank)  # idempotent: a final answer closed it already
         if not session.released:
             self._expired.append(session.id)
