@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ._clock import now
 from ._tier_labels import label_request_blocks
 from ._tier_queue import DEFAULT_LIVE_TTL_S, DEFAULT_PENDING_TTL_S, TieredFreeBlockQueue
+from ._tier_wire import DEFAULT_PENDING_CAP
 from ._types import CacheHint, SessionId, TierStats
 
 
@@ -72,7 +73,7 @@ class SimKVCache:
         num_blocks: int | None,
         *,
         use_tiers: bool = True,
-        pending_cap: float = 0.5,
+        pending_cap: float = DEFAULT_PENDING_CAP,
         pending_ttl_s: float = DEFAULT_PENDING_TTL_S,
         live_ttl_s: float = DEFAULT_LIVE_TTL_S,
         clock: Callable[[], float] = now,

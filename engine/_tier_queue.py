@@ -252,7 +252,7 @@ class TieredFreeBlockQueue(Generic[B]):
         the rest and ages by LRU. (Keeping every released SYSTEM block above all others
         let the system prompts of finished conversations crowd out the context of live
         ones: on the WEKA Claude Code trace, where each conversation has its own, that
-        cost 7 points of KV hit rate against plain LRU.) Returns how many blocks were
+        cost 6-7 points of KV hit rate against plain LRU.) Returns how many blocks were
         demoted.
         """
         demoted = 0

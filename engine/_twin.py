@@ -212,7 +212,7 @@ class TwinEngine(EngineBase):
             waiting=c.num_waiting,
             running=c.num_running,
             kv_usage=c.kv_usage,
-            max_num_seqs=self.options.settings.max_num_seqs,
+            max_num_seqs=self.info.max_num_seqs,
         )
 
     async def reset_prefix_cache(self) -> None:

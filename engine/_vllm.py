@@ -194,9 +194,8 @@ class VLLMEngine(EngineBase):
         """Waiting requests; "full" when the batch holds ``max_num_seqs`` sequences or the
         KV cache is nearly used up (vLLM reports no per-step token budget use)."""
         running, waiting, kv_usage = self._occupancy()
-        max_seqs = self.async_llm.vllm_config.scheduler_config.max_num_seqs
         return EngineLoad.from_gauges(
-            waiting=waiting, running=running, kv_usage=kv_usage, max_num_seqs=max_seqs
+            waiting=waiting, running=running, kv_usage=kv_usage, max_num_seqs=self.info.max_num_seqs
         )
 
     async def stats(self) -> EngineStats:
