@@ -4,7 +4,8 @@ Two kinds, tagged by ``kind``:
 
 * ``roofline``: a GPU (peaks, memory, link), the fractions of the peaks it reaches, fixed
   costs, how vLLM sizes the KV cache on it and vLLM's scheduler defaults there. Bundled:
-  ``a100-80gb`` and ``h100-80gb`` (``twin_data/devices``), every constant with its source.
+  ``a100-80gb``, ``a100-40gb`` and ``h100-80gb`` (``twin_data/devices``), every constant
+  with its source.
 * ``measured``: written by ``agentrt engine profile``: the profiled engine's settings
   (model folder, dtype, block size, KV blocks, token budget...), the fitted coefficients
   of ``LinearStepCost``, the fit's quality and every measured sample.

@@ -140,7 +140,7 @@ def test_kv_capacity_follows_memory_weights_and_kv_bytes() -> None:
 
 
 def test_bundled_profiles_cite_a_source_for_every_constant() -> None:
-    assert bundled_profiles() == ["a100-80gb", "h100-80gb"]
+    assert bundled_profiles() == ["a100-40gb", "a100-80gb", "h100-80gb"]
     for name in bundled_profiles():
         prof = load_profile(name)
         assert isinstance(prof, RooflineProfile)

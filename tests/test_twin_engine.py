@@ -264,6 +264,9 @@ def test_roofline_twin_sizes_its_cache_from_the_gpu() -> None:
     s = options.settings
     assert (s.num_blocks, s.block_size, s.max_num_batched_tokens) == (expected, 16, 256)
     assert s.max_num_seqs == 256 and s.max_model_len == 40960
+    # The 40 GB A100 holds the same weights in half the memory: about a sixth of the cache.
+    a100_40 = twin_options("a100-40gb", TwinOverrides(max_num_batched_tokens=256)).settings
+    assert 4 * a100_40.num_blocks < s.num_blocks < 8 * a100_40.num_blocks
     h100 = twin_options("h100-80gb", TwinOverrides(max_num_batched_tokens=256))
     assert h100.settings.max_num_seqs == 256  # vLLM's 1024 capped by the 256-token budget
     with pytest.raises(ValueError, match="tensor parallelism"):

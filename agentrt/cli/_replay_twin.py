@@ -25,7 +25,7 @@ def add_twin_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--profile",
         default="a100-80gb",
-        help="cost profile: a100-80gb, h100-80gb (GPU roofline) or a file written by "
+        help="cost profile: a100-80gb, a100-40gb, h100-80gb (GPU roofline) or a file written by "
         "`agentrt engine profile`",
     )
     g.add_argument(
