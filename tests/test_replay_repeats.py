@@ -208,3 +208,16 @@ def test_report_records_the_machine_and_the_page_names_the_reports_machine(
     report_path.write_text(json.dumps(report))
     page = render_page([tmp_path / "ws"], tmp_path / "RESULTS.md")
     assert "Machine: Elsewhere CPU 9000, 64 CPUs" in page
+
+
+def test_report_with_repeats_plots_each_mode_against_the_baseline(tmp_path: Path) -> None:
+    runs = [_run(m, k, f) for k, f in enumerate(FTRS) for m in ("baseline", "all")]
+    runs += [
+        _run(m, k, [x * 2 for x in f], load=2.0)
+        for k, f in enumerate(FTRS)
+        for m in ("baseline", "all")
+    ]
+    files = write_report(runs, tmp_path, ftr_target_s=4.0)
+    names = sorted(p.name for p in files.plots)
+    assert "ftr_ratio_vs_load.png" in names and "ftr_vs_load.png" in names
+    assert (tmp_path / "ftr_ratio_vs_load.png").read_bytes().startswith(b"\x89PNG")

@@ -4,6 +4,7 @@ pyplot global state)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ def draw_plots(
     cells: Sequence[RepeatCell] = (),
 ) -> tuple[Path, ...]:
     """FTR CDF per load, median FTR vs load (with 95% intervals when ``cells`` holds
-    repeats), and KV hit rate vs its maximum."""
+    repeats), each mode's median FTR as a ratio to the baseline's (only with repeats:
+    ``ftr_ratio_vs_load.png``), and KV hit rate vs its maximum."""
     modes = modes_in_order(results, baseline)
     paths = [
         plot_ftr_cdf(
@@ -53,6 +55,8 @@ def draw_plots(
             results, modes, out_dir / "ftr_vs_load.png", target_s=target_s, cells=cells
         )
     )
+    if any("ftr_p50" in c.ratios for c in cells):
+        paths.append(plot_ratio_vs_load(cells, modes, out_dir / "ftr_ratio_vs_load.png"))
     paths.append(plot_hit_rates(results, modes, out_dir / "kv_hit_rate.png"))
     return tuple(paths)
 
@@ -123,6 +127,48 @@ def plot_ftr_vs_load(
         title="FTR vs load (solid p50 with 95% intervals, dotted p90)"
         if bars
         else "FTR vs load (solid p50, dotted p90)",
+    )
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_ratio_vs_load(cells: Sequence[RepeatCell], modes: Sequence[str], path: Path) -> Path:
+    """Each mode's median FTR over the baseline's against load, with its 95% interval.
+
+    The two reference lines are issue 14's rule for a switch alone: a median at or under
+    1.00x, and an interval whose upper end stays at or under 1.05x. Modes are nudged
+    sideways a little so that their bars do not hide one another."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    shown = [m for m in modes if any(c.mode == m and "ftr_p50" in c.ratios for c in cells)]
+    loads = sorted({c.load for c in cells})
+    step = min((b - a for a, b in pairwise(loads)), default=1.0)
+    for k, mode in enumerate(shown):
+        mine = sorted(
+            (c for c in cells if c.mode == mode and "ftr_p50" in c.ratios), key=lambda c: c.load
+        )
+        nudge = (k - (len(shown) - 1) / 2) * step * 0.4 / max(len(shown), 1)
+        xs = [c.load + nudge for c in mine]
+        ivs = [c.ratios["ftr_p50"] for c in mine]
+        ax.errorbar(
+            xs,
+            [i.value for i in ivs],
+            yerr=[
+                [max(0.0, i.value - i.low) for i in ivs],
+                [max(0.0, i.high - i.value) for i in ivs],
+            ],
+            marker="o",
+            capsize=3,
+            label=mode,
+        )
+    ax.axhline(1.0, color="grey", linewidth=1)
+    ax.axhline(1.05, color="grey", linestyle="--", linewidth=1, label="1.05x")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, max(high, 1.08))
+    ax.set(
+        xlabel="offered load (agent requests/s)",
+        ylabel="median FTR / baseline's",
+        title="Median FTR against the baseline's (95% intervals)",
     )
     ax.legend(fontsize="small")
     return _save(fig, path)
