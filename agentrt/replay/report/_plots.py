@@ -147,7 +147,7 @@ def plot_ratio_vs_load(cells: Sequence[RepeatCell], modes: Sequence[str], path: 
         mine = sorted(
             (c for c in cells if c.mode == mode and "ftr_p50" in c.ratios), key=lambda c: c.load
         )
-        nudge = (k - (len(shown) - 1) / 2) * step * 0.4 / max(len(shown), 1)
+        nudge = (k - (len(shown) - 1) / 2) * step * 0.4 / len(shown)
         xs = [c.load + nudge for c in mine]
         ivs = [c.ratios["ftr_p50"] for c in mine]
         ax.errorbar(
